@@ -1,0 +1,283 @@
+"""Structured logging for the operator, with redaction of anything that looks like a credential.
+
+One pipeline for everything: our own code logs through structlog, while Kopf, httpx, hvac and the
+kubernetes client log through the standard library. :func:`configure_logging` routes stdlib records
+through the same processors (structlog's ``ProcessorFormatter``), so every line, whoever wrote it,
+is rendered the same way (JSON by default, a console renderer for humans) and, above all, passes
+through :func:`redaction_processor` last before rendering.
+
+What is redacted (see :func:`redact` and :func:`redact_value`):
+
+* in every string, anywhere in the event (nested dicts, lists, tuples, exception text):
+  OpenAI keys (``sk-…``, ``sk-proj-…``, ``sk-svcacct-…``, ``sk-admin-…``), ``Bearer``/``Basic``
+  credentials, JWTs (Kubernetes service-account tokens), Vault/OpenBao tokens, ``token=…``-style
+  assignments, and long mixed-case alphanumeric runs (a base64'd key in a Secret's data, a key of
+  an unknown format);
+* the whole value of any field whose *name* looks secret: containing ``key`` (but not the known-safe
+  id fields such as ``key_id``, ``keyId``, ``api_key_id`` or ``redacted_value``), ``token``,
+  ``secret``, ``password``, ``credential``, or named ``authorization``, ``cookie`` or ``value``.
+  Numbers, booleans and ``None`` under such names are kept (``max_tokens_per_1_minute=1000`` is not
+  a secret, and a count is useful); strings, bytes and containers are replaced.
+
+Redaction is a safety net, not the main defence: key material is carried in
+:class:`~openai_operator.secretvalue.SecretValue`, and code never logs request or response bodies.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Final, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
+
+from openai_operator.secretvalue import SecretValue
+
+__all__ = [
+    "REDACTED",
+    "LogFormat",
+    "build_processors",
+    "configure_logging",
+    "is_secret_field",
+    "redact",
+    "redact_value",
+    "redaction_processor",
+]
+
+REDACTED: Final = "[REDACTED]"
+
+LogFormat = Literal["json", "console"]
+
+# An OpenAI key: "sk-" then at least 8 key characters. Redacted forms ("sk-proj-****…abcd",
+# "sk-abc...def") stop matching at the first "*" or "." before 8 characters, so the public
+# redacted_value shape survives. The known prefix is kept so a reader can tell which kind of key
+# was involved.
+_OPENAI_KEY = re.compile(
+    r"(?<![A-Za-z0-9_])(?P<prefix>sk-(?:proj-|svcacct-|admin-|None-)?)[A-Za-z0-9_\-]{8,}"
+)
+_AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>bearer|basic)(?P<sep>\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=\-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
+# Vault / OpenBao tokens: hvs./hvb./hvr. (Vault >= 1.10), s./b./r. (older Vault, OpenBao).
+_VAULT_TOKEN = re.compile(r"(?<![A-Za-z0-9_.])(?:hv[sbr]|[sbr])\.[A-Za-z0-9_\-]{20,}")
+_ASSIGNMENT = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])(?P<name>api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|token"
+    r"|client[_-]?secret|secret[_-]?key|password|passwd|authorization)"
+    r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED\]|bearer\b|basic\b)[^\s\"'&,;]+"
+)
+# Long runs of token characters (URL-safe/base62 tokens, and standard base64 such as a key in a
+# Secret's data); only replaced when they mix upper case, lower case and digits, which random
+# material does and paths, names, words and hex digests do not. "/" is only part of the base64 run
+# (which excludes "_"), so API paths with ids ("/projects/proj_7Qx/service_accounts") survive.
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-]{32,}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+
+_SAFE_FIELD_SUFFIXES: Final = ("keyid", "keyids")
+_SAFE_FIELD_PREFIXES: Final = ("redacted",)
+_SAFE_FIELDS: Final = frozenset(
+    {"keyname", "keyref", "keycount", "keys", "secretname", "secretref", "secretnamespace", "fingerprint"}
+)
+_SECRET_FIELD_PARTS: Final = ("key", "token", "secret", "password", "passwd", "credential")
+_SECRET_FIELDS: Final = frozenset({"authorization", "cookie", "setcookie", "value", "proxyauthorization"})
+# Entries structlog and the renderers need untouched (exc_info is rendered by format_exc_info or
+# the console exception formatter, both of which redact their output).
+_PASSTHROUGH_FIELDS: Final = frozenset({"exc_info", "_record", "_from_structlog"})
+_MAX_DEPTH: Final = 8
+
+
+def _long_token(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text):
+        return REDACTED
+    return text
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every credential-shaped substring replaced by ``[REDACTED]``.
+
+    Use it on anything that leaves the process and might echo a value: Kubernetes Event messages,
+    exception messages built from API responses, condition messages.
+    """
+    text = _AUTH_SCHEME.sub(lambda m: m.group("scheme") + m.group("sep") + REDACTED, text)
+    text = _OPENAI_KEY.sub(lambda m: m.group("prefix") + REDACTED, text)
+    text = _JWT.sub(REDACTED, text)
+    text = _VAULT_TOKEN.sub(REDACTED, text)
+    text = _ASSIGNMENT.sub(lambda m: m.group("name") + m.group("sep") + REDACTED, text)
+    text = _BASE64.sub(_long_token, text)
+    return _LONG_TOKEN.sub(_long_token, text)
+
+
+def _normalise(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def is_secret_field(name: str) -> bool:
+    """Tell whether a field called ``name`` should have its whole (non-numeric) value hidden.
+
+    ``key_id``/``keyId``/``api_key_id``/``api_key_ids``, ``redacted_value``/``redactedKey`` and a few
+    other names that carry identifiers, not secrets, are exempt from the ``*key*`` rule.
+    """
+    norm = _normalise(name)
+    if not norm:
+        return False
+    if norm in _SECRET_FIELDS:
+        return True
+    if norm in _SAFE_FIELDS or norm.endswith(_SAFE_FIELD_SUFFIXES) or norm.startswith(_SAFE_FIELD_PREFIXES):
+        return False
+    return any(part in norm for part in _SECRET_FIELD_PARTS)
+
+
+def _exception_text(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def redact_value(value: object, *, _depth: int = 0) -> object:
+    """Redact credential-shaped text inside ``value``, recursing into containers.
+
+    Mapping entries whose key :func:`is_secret_field` are replaced by ``[REDACTED]`` (unless the
+    value is a number, a bool or ``None``). Objects of other types are turned into their redacted
+    ``repr`` (exceptions into ``"Type: message"``), because the JSON renderer would otherwise fall
+    back to an unredacted ``repr`` of its own.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, SecretValue):
+        return repr(value)
+    if isinstance(value, bytes | bytearray):
+        return redact(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, BaseException):
+        return _exception_text(value)
+    if _depth >= _MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {
+            k: (_redact_field(k, v, _depth + 1) if isinstance(k, str) else redact_value(v, _depth=_depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [redact_value(v, _depth=_depth + 1) for v in value]
+        return items if isinstance(value, list | set | frozenset) else tuple(items)
+    return redact(repr(value))
+
+
+def _redact_field(name: str, value: object, depth: int) -> object:
+    if is_secret_field(name) and not (value is None or isinstance(value, bool | int | float)):
+        return REDACTED
+    return redact_value(value, _depth=depth)
+
+
+def redaction_processor(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: redact every value of the event (see the module docstring).
+
+    Put it after ``format_exc_info`` (so rendered tracebacks are redacted too) and right before the
+    renderer (so nothing added later escapes it).
+    """
+    for name, value in list(event_dict.items()):
+        if name in _PASSTHROUGH_FIELDS:
+            continue
+        if name == "event":
+            event_dict[name] = redact_value(value)
+        else:
+            event_dict[name] = _redact_field(name, value, 0)
+    return event_dict
+
+
+def _redacting_exception_formatter(sio: TextIO, exc_info: ExcInfo) -> None:
+    """Console exception formatter: a plain traceback, redacted.
+
+    The console renderer formats ``exc_info`` itself (after all processors ran), so its output would
+    bypass :func:`redaction_processor`; this formatter closes that gap.
+    """
+    buf = io.StringIO()
+    exc_type: type[BaseException] | None = exc_info[0]
+    exc: BaseException | None = exc_info[1]
+    tb: TracebackType | None = exc_info[2]
+    traceback.print_exception(exc_type, exc, tb, file=buf)
+    sio.write("\n" + redact(buf.getvalue()).rstrip("\n"))
+
+
+def _renderer(fmt: LogFormat, *, colors: bool) -> Processor:
+    if fmt == "json":
+        return structlog.processors.JSONRenderer(sort_keys=False)
+    return structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_redacting_exception_formatter)
+
+
+def build_processors(
+    fmt: LogFormat = "json", *, colors: bool = False
+) -> tuple[list[Processor], list[Processor]]:
+    """Return ``(pre_chain, final_chain)`` for structlog and the stdlib bridge.
+
+    ``pre_chain`` enriches an event (level, logger name, timestamp, context vars) and runs for both
+    structlog and stdlib records; ``final_chain`` runs in the stdlib formatter and ends with
+    redaction and the renderer. Exposed so tests and tools can build the same pipeline.
+    """
+    pre_chain: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    final_chain: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        final_chain.append(structlog.processors.format_exc_info)
+    final_chain += [redaction_processor, _renderer(fmt, colors=colors)]
+    return pre_chain, final_chain
+
+
+class _OperatorHandler(logging.StreamHandler[TextIO]):
+    """The handler :func:`configure_logging` installs; a type of its own so a second call replaces it."""
+
+
+def configure_logging(
+    fmt: LogFormat = "json",
+    *,
+    level: int | str = logging.INFO,
+    stream: TextIO | None = None,
+    quiet_loggers: Mapping[str, int | str] | None = None,
+) -> logging.Handler:
+    """Configure structlog and the stdlib root logger to share one redacting pipeline.
+
+    Called once by the operator's entry point (never at import). Returns the installed handler so a
+    caller (or a test) can remove it again. ``quiet_loggers`` sets per-logger levels; by default
+    ``httpx`` and ``httpcore`` are lowered to WARNING because :mod:`openai_operator.openai.client`
+    already writes one structured line per request, with the path template instead of the URL.
+
+    Loggers are not cached on first use (``cache_logger_on_first_use=False``): the operator logs at a
+    modest rate, and caching would make ``structlog.testing.capture_logs`` and later reconfiguration
+    silently miss loggers that were used before.
+    """
+    colors = fmt == "console" and stream is None and sys.stderr.isatty()
+    pre_chain, final_chain = build_processors(fmt, colors=colors)
+    structlog.configure(
+        processors=[*pre_chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    # ExtraAdder and the positional-args formatter already ran for structlog events; for foreign
+    # (stdlib) records the formatter's own pre-chain runs them.
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=pre_chain, processors=final_chain)
+    handler = _OperatorHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if isinstance(old, _OperatorHandler):
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    quiet = (
+        {"httpx": logging.WARNING, "httpcore": logging.WARNING} if quiet_loggers is None else quiet_loggers
+    )
+    for name, lvl in quiet.items():
+        logging.getLogger(name).setLevel(lvl)
+    return handler
