@@ -1,0 +1,34 @@
+"""A local emulator of the OpenAI Admin API and data plane, faithful enough to test the operator.
+
+Start it with ``openai-operator emulator --port N`` (see :func:`server.serve`), or in tests with
+:class:`EmulatorServer` (async) or :class:`ThreadedEmulator` (sync). The control endpoints under
+``/_emulator`` are documented in :mod:`openai_operator.emulator.control`.
+"""
+
+from __future__ import annotations
+
+from .app import build_app
+from .clock import Clock
+from .context import EmulatorContext
+from .errors import ApiError
+from .faults import FaultInjector, FaultRule
+from .keys import new_admin_key, redact
+from .pricing import MODELS
+from .server import EmulatorServer, ThreadedEmulator, serve
+from .state import EmulatorState
+
+__all__ = [
+    "MODELS",
+    "ApiError",
+    "Clock",
+    "EmulatorContext",
+    "EmulatorServer",
+    "EmulatorState",
+    "FaultInjector",
+    "FaultRule",
+    "ThreadedEmulator",
+    "build_app",
+    "new_admin_key",
+    "redact",
+    "serve",
+]
