@@ -55,6 +55,15 @@ _state_dir_option = click.option(
 )
 
 
+@devstack.command("build")
+def devstack_build() -> None:
+    """Build (or find in the cache) every program the stack runs, and print where each one is."""
+    from openai_operator.devstack.binaries import ensure_toolset
+
+    for name, path in ensure_toolset().all().items():
+        click.echo(f"{name}\t{path}")
+
+
 @devstack.command("up")
 @_state_dir_option
 @click.option("--with-vault/--without-vault", default=True, show_default=True, help="Start OpenBao.")
