@@ -1,0 +1,150 @@
+"""Support for the conformance suite: checking responses against the official OpenAPI spec, and
+the types of the fixtures in ``conftest.py``.
+
+A module with its own name (not ``conftest``) so test files can import from it unambiguously.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import openai
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_URI = "urn:openai-openapi"
+#: Operations the newest SDK calls that the spec file does not list yet, and the schema to use.
+EXTRA_OPERATIONS = {
+    ("post", "/organization/projects/{project_id}/api_keys/{api_key_id}"): "ProjectApiKey",
+}
+
+
+def spec_path() -> Path:
+    env = os.environ.get("OPENAI_OPENAPI_SPEC")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "openai" / "openapi.yaml"
+
+
+def _pointer(*parts: str) -> str:
+    escaped = [p.replace("~", "~0").replace("/", "~1") for p in parts]
+    return SPEC_URI + "#/" + quote("/".join(escaped), safe="/~")
+
+
+@dataclass
+class SpecChecker:
+    """Finds the response schema for (method, path, status) in the spec and validates bodies."""
+
+    spec: dict[str, Any]
+    registry: Registry = field(init=False)
+    operations: list[tuple[str, re.Pattern[str], str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = Registry().with_resource(
+            SPEC_URI, Resource.from_contents(self.spec, default_specification=DRAFT202012)
+        )
+        self.operations = []
+        for template, ops in self.spec["paths"].items():
+            pattern = re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$")
+            for method in ops:
+                if method in ("get", "post", "delete", "put", "patch"):
+                    self.operations.append((method, pattern, template))
+        for method, template in EXTRA_OPERATIONS:
+            pattern = re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$")
+            self.operations.append((method, pattern, template))
+        # Literal paths win over templated ones (e.g. ``/archive`` over ``/{project_id}``).
+        self.operations.sort(key=lambda op: op[2].count("{"))
+
+    def schema_ref(self, method: str, path: str, status: int) -> tuple[str, str]:
+        """(operation template, JSON-schema ``$ref``) for one response."""
+        method = method.lower()
+        matches = [t for m, pattern, t in self.operations if m == method and pattern.match(path)]
+        if not matches:
+            raise LookupError(f"the spec has no operation for {method.upper()} {path}")
+        template = matches[0]
+        if (method, template) in EXTRA_OPERATIONS and status < 400:
+            return template, _pointer("components", "schemas", EXTRA_OPERATIONS[(method, template)])
+        responses = self.spec["paths"].get(template, {}).get(method, {}).get("responses", {})
+        response = responses.get(str(status))
+        if response is None:
+            if status >= 400:
+                return template, _pointer("components", "schemas", "ErrorResponse")
+            raise LookupError(f"the spec declares no {status} response for {method.upper()} {template}")
+        if "$ref" in response:
+            name = response["$ref"].rsplit("/", 1)[-1]
+            return template, _pointer(
+                "components", "responses", name, "content", "application/json", "schema"
+            )
+        return template, _pointer(
+            "paths", template, method, "responses", str(status), "content", "application/json", "schema"
+        )
+
+    def errors(self, ref: str, body: Any) -> list[str]:
+        validator = Draft202012Validator({"$ref": ref}, registry=self.registry)
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(body)
+        ]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    template: str
+    status: int
+    body: Any
+
+
+@dataclass
+class Recorder:
+    """Validates every response the SDK clients receive; tests may also inspect ``seen``."""
+
+    checker: SpecChecker
+    seen: list[Seen] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    async def hook(self, response: Any) -> None:
+        await response.aread()
+        self.check(response.request.method, response.request.url.path, response.status_code, response)
+
+    def check(self, method: str, full_path: str, status: int, response: Any) -> None:
+        where = f"{method} {full_path} -> {status}"
+        if not response.headers.get("x-request-id"):
+            self.problems.append(f"{where}: no x-request-id header")
+        if (
+            status == 429
+            and not response.headers.get("retry-after")
+            and "insufficient_quota" not in response.text
+        ):
+            self.problems.append(f"{where}: 429 without Retry-After")
+        path = full_path.removeprefix("/v1")
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            self.problems.append(f"{where}: body is not JSON: {response.content[:200]!r}")
+            return
+        try:
+            template, ref = self.checker.schema_ref(method, path, status)
+        except LookupError as exc:
+            self.problems.append(f"{where}: {exc}")
+            return
+        for err in self.checker.errors(ref, body):
+            self.problems.append(f"{where}: schema {ref.rsplit('/', 1)[-1]}: {err}")
+        self.seen.append(Seen(method, path, template, status, body))
+
+    def operations(self) -> set[tuple[str, str, int]]:
+        return {(s.method, s.template, s.status) for s in self.seen}
+
+
+#: ``sdk()`` → an admin client; ``sdk(api_key=value)`` → a data-plane client with that key.
+ClientFactory = Callable[..., openai.AsyncOpenAI]
+#: ``await mint()`` → (project id, service account id, key value).
+Minter = Callable[..., Awaitable[tuple[str, str, str]]]
