@@ -1,0 +1,201 @@
+"""Prometheus metrics for the operator, on a registry of its own, built at startup.
+
+Why a class and a private registry rather than module-level metrics on the default registry:
+importing this module creates nothing (practice 13), tests build as many independent
+:class:`OperatorMetrics` as they like without "Duplicated timeseries" errors, and ``/metrics`` shows
+only the operator's series (plus process/platform collectors when asked for).
+
+Label sets are kept small and bounded: operations and reasons come from fixed catalogues, statuses
+from HTTP codes, kinds from the two CRDs. Per-object series (next rotation time) are removed with
+:meth:`OperatorMetrics.forget_key` when the object goes away, so deleted keys do not linger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["MetricsServer", "OperatorMetrics", "make_metrics_app", "start_metrics_server"]
+
+NAMESPACE: Final = "openai_operator"
+
+_API_LATENCY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_RECONCILE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class OperatorMetrics:
+    """All of the operator's metrics, registered on ``registry`` (a new one by default).
+
+    Build one in the startup handler, pass :meth:`observe_admin_request` to the
+    :class:`~openai_operator.openai.client.AdminClient` as its observer, and serve it with
+    :func:`start_metrics_server`.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = False) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        r = self.registry
+        self.admin_api_requests = Counter(
+            "admin_api_requests",
+            "OpenAI API calls (one per attempt) by operation and HTTP status or transport error.",
+            ["operation", "status"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.admin_api_latency = Histogram(
+            "admin_api_request_duration_seconds",
+            "Latency of OpenAI API calls (one per attempt) by operation.",
+            ["operation"],
+            namespace=NAMESPACE,
+            buckets=_API_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.keys = Gauge(
+            "keys",
+            "OpenAIKey objects by condition type and status (e.g. Ready=True).",
+            ["condition", "status"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.reconcile_duration = Histogram(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile pass by resource kind and result (ok, error).",
+            ["kind", "result"],
+            namespace=NAMESPACE,
+            buckets=_RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.rotations = Counter(
+            "rotations",
+            "Key rotations by result (success, failure) and reason (Scheduled, Manual, ...).",
+            ["result", "reason"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.orphans_revoked = Counter(
+            "orphans_revoked",
+            "Operator-named service accounts deleted because no OpenAIKey records them.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.next_rotation = Gauge(
+            "key_next_rotation_timestamp_seconds",
+            "Unix time of the next scheduled rotation of each OpenAIKey.",
+            ["namespace", "name"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.budget_alerts = Counter(
+            "budget_alerts",
+            "Budget threshold alerts fired, by kind (OpenAIProject, OpenAIKey) and threshold percent.",
+            ["kind", "threshold"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+
+    def observe_admin_request(self, operation: str, status: str, duration_seconds: float, /) -> None:
+        """Record one API attempt; the signature matches ``AdminClient``'s observer hook."""
+        self.admin_api_requests.labels(operation=operation, status=status).inc()
+        self.admin_api_latency.labels(operation=operation).observe(duration_seconds)
+
+    def observe_reconcile(self, kind: str, duration_seconds: float, *, ok: bool = True) -> None:
+        """Record one reconcile pass of an ``OpenAIProject`` or ``OpenAIKey``."""
+        self.reconcile_duration.labels(kind=kind, result="ok" if ok else "error").observe(duration_seconds)
+
+    def set_keys_by_condition(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Replace the key-condition gauge with ``{(condition, status): count}`` from a full count.
+
+        Clearing first drops combinations that no longer occur, so the gauge is a snapshot rather
+        than an accumulation of stale series.
+        """
+        self.keys.clear()
+        for (condition, status), count in counts.items():
+            self.keys.labels(condition=condition, status=status).set(count)
+
+    def record_rotation(self, result: str, reason: str = "Unspecified") -> None:
+        """Count a rotation attempt's outcome (``success`` or ``failure``) and why it started."""
+        self.rotations.labels(result=result, reason=reason).inc()
+
+    def record_orphan_revoked(self, count: int = 1) -> None:
+        """Count service accounts revoked as orphans by the inventory."""
+        self.orphans_revoked.inc(count)
+
+    def set_next_rotation(self, namespace: str, name: str, timestamp: float | None) -> None:
+        """Set (or with ``None`` remove) the next-rotation time of one key."""
+        if timestamp is None:
+            self.forget_key(namespace, name)
+        else:
+            self.next_rotation.labels(namespace=namespace, name=name).set(timestamp)
+
+    def forget_key(self, namespace: str, name: str) -> None:
+        """Drop the per-key series of a deleted OpenAIKey."""
+        with contextlib.suppress(KeyError):
+            self.next_rotation.remove(namespace, name)
+
+    def record_budget_alert(self, kind: str, threshold: int | float) -> None:
+        """Count a budget threshold announcement (fired once per period per threshold)."""
+        self.budget_alerts.labels(kind=kind, threshold=f"{threshold:g}").inc()
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def make_metrics_app(metrics: OperatorMetrics, *, path: str = "/metrics") -> web.Application:
+    """An aiohttp application serving ``metrics`` at ``path`` (separate so tests need no socket)."""
+
+    async def handle(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get(path, handle)
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsServer:
+    """A running metrics endpoint; ``await server.stop()`` in the cleanup handler."""
+
+    runner: web.AppRunner
+    port: int
+
+    async def stop(self) -> None:
+        """Stop listening and release the port."""
+        await self.runner.cleanup()
+
+
+async def start_metrics_server(
+    metrics: OperatorMetrics,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104
+    port: int = 8080,
+    path: str = "/metrics",
+) -> MetricsServer:
+    """Serve ``/metrics`` on the running event loop (Kopf's), without a thread.
+
+    ``port=0`` picks a free port; the chosen one is in :attr:`MetricsServer.port`. Binding all
+    interfaces is the default because Prometheus scrapes the pod IP; a NetworkPolicy limits who can.
+    """
+    runner = web.AppRunner(make_metrics_app(metrics, path=path), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host=host, port=port)
+    await site.start()
+    addresses = runner.addresses
+    bound = int(addresses[0][1]) if addresses else port
+    return MetricsServer(runner=runner, port=bound)
