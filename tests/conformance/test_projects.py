@@ -50,7 +50,8 @@ async def test_list_pages_with_after_and_hides_archived(
 
 async def test_default_project_refuses_modify_and_archive(admin: openai.AsyncOpenAI) -> None:
     projects = admin.admin.organization.projects
-    default = next(p async for p in projects.list() if p.name == "Default project")
+    named = {p.name: p async for p in projects.list()}
+    default = named["Default project"]
     with pytest.raises(openai.BadRequestError):
         await projects.update(default.id, name="x")
     with pytest.raises(openai.BadRequestError):
