@@ -88,10 +88,13 @@ async def control(emu: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def raw(emu: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client on ``/v1`` authenticated with the admin key."""
+async def raw(emu: EmulatorServer, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client on ``/v1`` with the admin key; its responses are checked like the SDK's."""
     headers = {"Authorization": f"Bearer {emu.admin_key}"}
-    async with httpx.AsyncClient(base_url=emu.base_url, headers=headers, timeout=10) as client:
+    hooks = {"response": [recorder.hook]}
+    async with httpx.AsyncClient(
+        base_url=emu.base_url, headers=headers, timeout=10, event_hooks=hooks
+    ) as client:
         yield client
 
 

@@ -67,6 +67,8 @@ class SpecChecker:
         method = method.lower()
         matches = [t for m, pattern, t in self.operations if m == method and pattern.match(path)]
         if not matches:
+            if status >= 400:  # e.g. "Invalid URL": any error must still use the error envelope
+                return "<no operation>", _pointer("components", "schemas", "ErrorResponse")
             raise LookupError(f"the spec has no operation for {method.upper()} {path}")
         template = matches[0]
         if (method, template) in EXTRA_OPERATIONS and status < 400:
