@@ -71,8 +71,12 @@ def devstack_build() -> None:
 def devstack_up(state_dir: Path, with_vault: bool, with_emulator: bool) -> None:
     """Start everything in the background, wait until ready, and write STATE_DIR/env."""
     from openai_operator.devstack import stack
+    from openai_operator.devstack.processes import StartupError
 
-    env_file = stack.up(state_dir, with_vault=with_vault, with_emulator=with_emulator)
+    try:
+        env_file = stack.up(state_dir, with_vault=with_vault, with_emulator=with_emulator)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"ready; run: source {env_file}")
 
 

@@ -13,9 +13,9 @@ import secrets
 import hvac
 import hvac.exceptions
 import pytest
-from support import wait_for
 
 from conftest import Kubectl, VaultServer
+from support import wait_for
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1

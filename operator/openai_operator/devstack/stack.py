@@ -20,7 +20,6 @@ import shutil
 import ssl
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -82,7 +81,6 @@ class Stack:
     with_vault: bool = True
     with_emulator: bool = True
     detach: bool = False
-    existing_kubeconfig: Path | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     etcd_dir: Path | None = None
     env: StackEnv | None = None
@@ -102,11 +100,7 @@ class Stack:
         tools = self.prepare()
         bin_dir = self._link_tools(tools)
         try:
-            if self.existing_kubeconfig is None:
-                kubeconfig = self.start_kubernetes(tools)
-            else:
-                kubeconfig = self.existing_kubeconfig
-            env = StackEnv(kubeconfig=kubeconfig, bin_dir=bin_dir)
+            env = StackEnv(kubeconfig=self.start_kubernetes(tools), bin_dir=bin_dir)
             if self.with_vault:
                 env.vault_addr, env.vault_token = self.start_openbao(tools)
             if self.with_emulator:
@@ -154,7 +148,7 @@ class Stack:
         pki = ensure_pki(self.state_dir / "pki")
         admin_token = self._admin_token()
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        shm = Path("/dev/shm")
+        shm = Path("/dev/shm")  # noqa: S108 - tmpfs for a throwaway etcd; the folder name is random
         base = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.state_dir
         self.etcd_dir = base / f"openai-operator-etcd-{secrets.token_hex(4)}"
         etcd = self._spawn(
@@ -338,11 +332,3 @@ def down(state_dir: Path) -> None:
     record_path.unlink()
     with contextlib.suppress(FileNotFoundError):
         (state_dir / "env").unlink()
-
-
-@contextlib.contextmanager
-def running(state_dir: Path, **options: object) -> Iterator[StackEnv]:
-    """Context manager form used by the test session."""
-    stack = Stack(state_dir, **options)  # type: ignore[arg-type]
-    with stack as env:
-        yield env
