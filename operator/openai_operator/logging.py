@@ -244,6 +244,7 @@ def configure_logging(
     level: int | str = logging.INFO,
     stream: TextIO | None = None,
     quiet_loggers: Mapping[str, int | str] | None = None,
+    exclusive: bool = False,
 ) -> logging.Handler:
     """Configure structlog and the stdlib root logger to share one redacting pipeline.
 
@@ -251,6 +252,10 @@ def configure_logging(
     caller (or a test) can remove it again. ``quiet_loggers`` sets per-logger levels; by default
     ``httpx`` and ``httpcore`` are lowered to WARNING because :mod:`openai_operator.openai.client`
     already writes one structured line per request, with the path template instead of the URL.
+
+    ``exclusive=True`` removes every other handler from the root logger first. The operator's entry
+    point should pass it: a handler added by someone else (``kopf run`` installs its own formatter on
+    the root logger) would print the same records again, unredacted.
 
     Loggers are not cached on first use (``cache_logger_on_first_use=False``): the operator logs at a
     modest rate, and caching would make ``structlog.testing.capture_logs`` and later reconfiguration
@@ -271,7 +276,7 @@ def configure_logging(
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
-        if isinstance(old, _OperatorHandler):
+        if exclusive or isinstance(old, _OperatorHandler):
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)

@@ -57,9 +57,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def respond(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
     content = b"" if body is None else json.dumps(body).encode()
-    return httpx.Response(
-        status, content=content, headers={"content-type": "application/json", **(headers or {})}
-    )
+    return httpx.Response(status, content=content, headers={"content-type": "application/json", **(headers or {})})
 
 
 def error_body(message: str, code: str | None = None, type_: str = "invalid_request_error") -> dict[str, Any]:
@@ -152,9 +150,7 @@ class TestPaging:
                     "has_more": True,
                 }
             ),
-            respond(
-                body={"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
-            ),
+            respond(body={"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}),
         ]
         projects = await client.list_projects(include_archived=True)
         assert [p.id for p in projects] == ["p1", "p2", "p3"]
@@ -180,9 +176,7 @@ class TestPaging:
             "created_at": 1,
         }
         h.script = [
-            respond(
-                body={"object": "list", "data": [{**sa, "id": "sa1"}], "has_more": True, "next": "cur_A"}
-            ),
+            respond(body={"object": "list", "data": [{**sa, "id": "sa1"}], "has_more": True, "next": "cur_A"}),
             respond(body={"object": "list", "data": [{**sa, "id": "sa2"}], "has_more": False, "next": None}),
         ]
         accounts = await client.list_service_accounts("proj_1")
@@ -293,9 +287,7 @@ class TestRetries:
         assert info.value.retry_after == 120.0
         assert h.sleeps == []
 
-    async def test_attempts_are_capped_with_exponential_backoff(
-        self, h: Harness, client: AdminClient
-    ) -> None:
+    async def test_attempts_are_capped_with_exponential_backoff(self, h: Harness, client: AdminClient) -> None:
         """A persistent 503 is tried max_attempts times with full-jitter delays 0.5, 1, 2 (rand=1)."""
         h.fallback = lambda _r: respond(503, error_body("down", type_="server_error"))
         with pytest.raises(ApiTransientError) as info:
@@ -318,6 +310,13 @@ class TestRetries:
         assert (await client.get_project("p1")).id == "p1"
         assert len(h.requests) == 3
 
+    async def test_undecodable_response_is_transient(self, h: Harness, client: AdminClient) -> None:
+        """A body httpx cannot decode (broken gzip) counts as a lost response, not a crash."""
+        h.fallback = lambda _r: (_ for _ in ()).throw(httpx.DecodingError("bad gzip"))
+        with pytest.raises(ApiTransientError):
+            await client.get_project("p1")
+        assert len(h.requests) == 4
+
     async def test_create_is_not_retried_after_a_read_timeout(self, h: Harness, client: AdminClient) -> None:
         """The server may have created the account: no blind retry, a TransientError instead."""
         h.fallback = lambda _r: pytest.fail("create must not be retried")
@@ -333,9 +332,7 @@ class TestRetries:
             pytest.param(respond(500, error_body("oops")), id="500"),
             pytest.param(respond(502, None), id="502 without body"),
             pytest.param(respond(503, error_body("busy")), id="503 without Retry-After"),
-            pytest.param(
-                respond(429, error_body("quota", code="insufficient_quota")), id="429 without Retry-After"
-            ),
+            pytest.param(respond(429, error_body("quota", code="insufficient_quota")), id="429 without Retry-After"),
             pytest.param(httpx.WriteError("reset"), id="write error"),
         ],
     )
@@ -348,9 +345,7 @@ class TestRetries:
             await client.create_project("team-a")
         assert len(h.requests) == 1
 
-    async def test_create_is_retried_when_the_request_never_left(
-        self, h: Harness, client: AdminClient
-    ) -> None:
+    async def test_create_is_retried_when_the_request_never_left(self, h: Harness, client: AdminClient) -> None:
         """A connect error proves the server saw nothing, so even a create is retried."""
         h.script = [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), respond(body=project("p1"))]
         assert (await client.create_project("team-a")).id == "p1"
@@ -457,9 +452,7 @@ class TestClassification:
         domain: type[Exception],
     ) -> None:
         """Each status maps to its Api* error, which is also the domain category handlers map."""
-        h.fallback = lambda _r: respond(
-            status, error_body(f"status {status}", code="c"), {"x-request-id": "req_1"}
-        )
+        h.fallback = lambda _r: respond(status, error_body(f"status {status}", code="c"), {"x-request-id": "req_1"})
         with pytest.raises(error_type) as info:
             await client.get_project("p1")
         err = info.value
@@ -472,9 +465,7 @@ class TestClassification:
     async def test_api_message_is_redacted(self, h: Harness, client: AdminClient) -> None:
         """An API message echoing a key loses it before it reaches the exception."""
         leaked = fake_key("sk-proj-")
-        h.script = [
-            respond(400, error_body(f"Incorrect API key provided: {leaked}.", code="invalid_api_key"))
-        ]
+        h.script = [respond(400, error_body(f"Incorrect API key provided: {leaked}.", code="invalid_api_key"))]
         with pytest.raises(ApiPermanentError) as info:
             await client.create_project("x")
         assert leaked not in str(info.value)
@@ -549,16 +540,12 @@ class TestOperations:
 
     async def test_create_service_account_key_body(self, h: Harness, client: AdminClient) -> None:
         """Extra keys carry scopes and expiry."""
-        h.script = [
-            respond(body={"id": "key_2", "value": fake_key("sk-svcacct-"), "created_at": 1, "name": "n"})
-        ]
+        h.script = [respond(body={"id": "key_2", "value": fake_key("sk-svcacct-"), "created_at": 1, "name": "n"})]
         issued = await client.create_service_account_key(
             "proj_1", "svc_acct_1", name="n", scopes=["api.all.read"], expires_in_seconds=60
         )
         assert issued.id == "key_2"
-        assert (
-            h.requests[0].url.path == "/v1/organization/projects/proj_1/service_accounts/svc_acct_1/api_keys"
-        )
+        assert h.requests[0].url.path == "/v1/organization/projects/proj_1/service_accounts/svc_acct_1/api_keys"
         assert json.loads(h.requests[0].content) == {
             "name": "n",
             "scopes": ["api.all.read"],
@@ -566,9 +553,7 @@ class TestOperations:
         }
 
     @pytest.mark.parametrize(("status", "expected"), [(200, True), (404, False)])
-    async def test_delete_service_account(
-        self, h: Harness, client: AdminClient, status: int, expected: bool
-    ) -> None:
+    async def test_delete_service_account(self, h: Harness, client: AdminClient, status: int, expected: bool) -> None:
         """Deleting returns True, or False when it was already gone (404 counts as done)."""
         body = {"deleted": True} if status == 200 else error_body("No such service account")
         h.script = [respond(status, body)]
@@ -786,9 +771,7 @@ class TestLogsAndMetrics:
 
         h.script = [respond(body=project("p1"))]
         async with httpx.AsyncClient(transport=httpx.MockTransport(h.handle)) as http:
-            c = AdminClient(
-                http, admin_key=SecretValue(h.admin_key), base_url=BASE, observer=broken, sleep=h.sleep
-            )
+            c = AdminClient(http, admin_key=SecretValue(h.admin_key), base_url=BASE, observer=broken, sleep=h.sleep)
             with capture_logs() as logs:
                 assert (await c.get_project("p1")).id == "p1"
         assert any(e["event"] == "openai.observer_failed" for e in logs)

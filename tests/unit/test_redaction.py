@@ -379,6 +379,20 @@ class TestConfiguredPipeline:
         assert "ValueError" in out
         assert not leaked(key, out)
 
+    def test_exclusive_removes_foreign_handlers(self) -> None:
+        """exclusive=True leaves only our handler on the root logger (e.g. drops Kopf's own)."""
+        root = logging.getLogger()
+        saved, level = list(root.handlers), root.level
+        foreign = logging.StreamHandler(io.StringIO())
+        root.addHandler(foreign)
+        try:
+            handler = configure_logging("json", stream=io.StringIO(), exclusive=True)
+            assert root.handlers == [handler]
+        finally:
+            root.handlers[:] = saved
+            root.setLevel(level)
+            structlog.reset_defaults()
+
     def test_reconfiguring_replaces_the_handler(self, log_stream: io.StringIO) -> None:
         """A second configure_logging call does not duplicate lines."""
         stream2 = io.StringIO()

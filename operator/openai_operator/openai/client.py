@@ -583,7 +583,7 @@ class AdminClient:
                     headers=headers,
                     timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 duration = self._clock() - started
                 failure = Failure.NOT_SENT if isinstance(exc, _NOT_SENT) else Failure.LOST
                 transport_error = classify_transport_error(exc, call.operation)

@@ -8,6 +8,7 @@ with one ``except`` ladder over :mod:`openai_operator.errors`::
     ├── PermanentError ─┬─ ApiPermanentError        400, 422 and other 4xx (the API's message)
     │                   ├─ AdminKeyError            401/403 on an admin call: key bad or lacks scopes
     │                   ├─ KeyRejectedError         401 on the data plane: the issued key does not work
+    │                   │                           (a data-plane 403 is a plain ApiPermanentError)
     │                   └─ UnexpectedResponseError  2xx with a body we cannot use (shape, paging)
     ├── NotFoundError ──── ApiNotFoundError         404
     └── ConflictError ──── ApiConflictError         409
@@ -228,8 +229,10 @@ def classify_response(response: httpx.Response, operation: str, *, data_plane: b
     status = response.status_code
     details = response_details(response, operation)
     reason = response.reason_phrase or "error"
-    if status == 401 and data_plane:
+    if data_plane and status == 401:
         return KeyRejectedError(_message(details, "key rejected"), details)
+    if data_plane and status == 403:
+        return ApiPermanentError(_message(details, "key lacks permission"), details)
     if status in (401, 403):
         what = "admin key rejected" if status == 401 else "admin key lacks permission"
         return AdminKeyError(_message(details, what), details)
@@ -244,8 +247,8 @@ def classify_response(response: httpx.Response, operation: str, *, data_plane: b
     return ApiPermanentError(_message(details, reason), details)
 
 
-def classify_transport_error(exc: httpx.TransportError, operation: str) -> ApiTransientError:
-    """Map a transport failure (no usable response) to a transient error.
+def classify_transport_error(exc: httpx.RequestError, operation: str) -> ApiTransientError:
+    """Map a transport failure (no usable response, or one that could not be decoded) to a transient error.
 
     The message names the exception class only: ``str(exc)`` of some transport errors embeds the
     full URL, and the class says everything a caller can act on.
