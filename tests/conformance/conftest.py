@@ -92,9 +92,7 @@ async def raw(emu: EmulatorServer, recorder: Recorder) -> AsyncIterator[httpx.As
     """A plain HTTP client on ``/v1`` with the admin key; its responses are checked like the SDK's."""
     headers = {"Authorization": f"Bearer {emu.admin_key}"}
     hooks = {"response": [recorder.hook]}
-    async with httpx.AsyncClient(
-        base_url=emu.base_url, headers=headers, timeout=10, event_hooks=hooks
-    ) as client:
+    async with httpx.AsyncClient(base_url=emu.base_url, headers=headers, timeout=10, event_hooks=hooks) as client:
         yield client
 
 

@@ -81,19 +81,14 @@ class SpecChecker:
             raise LookupError(f"the spec declares no {status} response for {method.upper()} {template}")
         if "$ref" in response:
             name = response["$ref"].rsplit("/", 1)[-1]
-            return template, _pointer(
-                "components", "responses", name, "content", "application/json", "schema"
-            )
+            return template, _pointer("components", "responses", name, "content", "application/json", "schema")
         return template, _pointer(
             "paths", template, method, "responses", str(status), "content", "application/json", "schema"
         )
 
     def errors(self, ref: str, body: Any) -> list[str]:
         validator = Draft202012Validator({"$ref": ref}, registry=self.registry)
-        return [
-            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in validator.iter_errors(body)
-        ]
+        return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(body)]
 
 
 @dataclass
@@ -121,11 +116,7 @@ class Recorder:
         where = f"{method} {full_path} -> {status}"
         if not response.headers.get("x-request-id"):
             self.problems.append(f"{where}: no x-request-id header")
-        if (
-            status == 429
-            and not response.headers.get("retry-after")
-            and "insufficient_quota" not in response.text
-        ):
+        if status == 429 and not response.headers.get("retry-after") and "insufficient_quota" not in response.text:
             self.problems.append(f"{where}: 429 without Retry-After")
         path = full_path.removeprefix("/v1")
         try:

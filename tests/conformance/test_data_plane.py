@@ -57,9 +57,7 @@ async def test_key_delete_and_expiry_revoke(
         await client.models.list()
 
 
-async def test_archived_project_keys_stop_working(
-    admin: openai.AsyncOpenAI, sdk: ClientFactory, mint: Minter
-) -> None:
+async def test_archived_project_keys_stop_working(admin: openai.AsyncOpenAI, sdk: ClientFactory, mint: Minter) -> None:
     pid, _sa, value = await mint()
     client = sdk(api_key=value)
     await client.models.list()

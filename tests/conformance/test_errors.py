@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_support import SpecChecker
 
 from openai_operator.emulator import EmulatorServer
 
@@ -27,9 +28,7 @@ def error_of(r: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def test_malformed_json_and_non_object_bodies(raw: httpx.AsyncClient) -> None:
-    err = error_of(
-        await raw.post(P, content=b'{"name": "x"', headers={"content-type": "application/json"}), 400
-    )
+    err = error_of(await raw.post(P, content=b'{"name": "x"', headers={"content-type": "application/json"}), 400)
     assert "could not parse the JSON body" in err["message"]
     error_of(await raw.post(P, content=b"\xff\xfe", headers={"content-type": "application/json"}), 400)
     error_of(await raw.post(P, json=["name"]), 400)
@@ -46,9 +45,7 @@ async def test_malformed_json_and_non_object_bodies(raw: httpx.AsyncClient) -> N
         ({"name": "x", "colour": "blue"}, "colour", "unknown_parameter"),
     ],
 )
-async def test_project_body_validation(
-    raw: httpx.AsyncClient, body: dict[str, Any], param: str, code: str
-) -> None:
+async def test_project_body_validation(raw: httpx.AsyncClient, body: dict[str, Any], param: str, code: str) -> None:
     err = error_of(await raw.post(P, json=body), 400)
     assert err["param"] == param
     assert err["code"] == code
@@ -72,9 +69,7 @@ async def test_wrong_types_on_nested_resources(raw: httpx.AsyncClient) -> None:
     error_of(await raw.post(rl, json={"max_requests_per_1_minute": "10"}), 400)
     error_of(await raw.post(rl, json={"max_requests_per_1_minute": -1}), 400)
     spend = f"{P}/{pid}/spend_limit"
-    error_of(
-        await raw.post(spend, json={"threshold_amount": "5", "currency": "USD", "interval": "month"}), 400
-    )
+    error_of(await raw.post(spend, json={"threshold_amount": "5", "currency": "USD", "interval": "month"}), 400)
     error_of(await raw.post(spend, json={"threshold_amount": 0, "currency": "USD", "interval": "month"}), 400)
     error_of(await raw.post(spend, json={"threshold_amount": 5, "currency": "EUR", "interval": "month"}), 400)
     error_of(await raw.post(spend, json={"threshold_amount": 5, "currency": "USD"}), 400)
@@ -167,9 +162,7 @@ async def test_query_arrays_in_all_encodings(
 ) -> None:
     ids = [(await raw.post(P, json={"name": n})).json()["id"] for n in "abc"]
     for pid in ids:
-        assert (
-            await control.post("/_emulator/spend", json={"project_id": pid, "amount_usd": 1.0})
-        ).status_code == 200
+        assert (await control.post("/_emulator/spend", json={"project_id": pid, "amount_usd": 1.0})).status_code == 200
     wanted = ids[:1] if style == "single" else ids[:2]
 
     def name(n: str) -> str:
@@ -182,3 +175,16 @@ async def test_query_arrays_in_all_encodings(
     assert {row["project_id"] for b in r.json()["data"] for row in b["results"]} == set(wanted)
     r = await raw.get("/organization/audit_logs", params=[(name("project_ids"), pid) for pid in wanted])
     assert {e["project"]["id"] for e in r.json()["data"]} == set(wanted)
+
+
+def test_the_spec_checker_itself_rejects_non_conforming_bodies(spec_checker: SpecChecker) -> None:
+    """Guards the guard: a wrong body must be reported, or every other test here proves nothing."""
+    template, ref = spec_checker.schema_ref("POST", "/organization/projects/proj_x/archive", 200)
+    assert template == "/organization/projects/{project_id}/archive"
+    assert spec_checker.errors(ref, {"id": "p", "object": "organization.project", "created_at": 1}) == []
+    assert spec_checker.errors(ref, {"id": "p", "object": "project", "created_at": 1})
+    assert spec_checker.errors(ref, {"id": "p", "object": "organization.project", "created_at": "today"})
+    _t, ref = spec_checker.schema_ref("GET", "/organization/projects/proj_x/service_accounts", 200)
+    assert spec_checker.errors(ref, {"object": "list", "data": [{"id": "s"}], "has_more": False})
+    _t, ref = spec_checker.schema_ref("GET", "/organization/costs", 429)
+    assert spec_checker.errors(ref, {"error": {"message": "m", "type": "t"}}), "param and code are required"

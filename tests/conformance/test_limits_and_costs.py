@@ -85,9 +85,7 @@ async def test_costs_come_from_recorded_calls(
     rows = by_key.data[-1].results
     assert {r.api_key_id for r in rows} == {key_id}  # type: ignore[union-attr]
     assert {r.line_item for r in rows} == {"gpt-4o, input_tokens", "gpt-4o, output_tokens"}  # type: ignore[union-attr]
-    completions = await usage.completions(
-        start_time=start, group_by=["project_id", "model"], bucket_width="1d"
-    )
+    completions = await usage.completions(start_time=start, group_by=["project_id", "model"], bucket_width="1d")
     mine = [r for r in completions.data[-1].results if r.project_id == pid]  # type: ignore[union-attr]
     assert mine[0].num_model_requests == 3  # type: ignore[union-attr]
     assert mine[0].model == "gpt-4o"  # type: ignore[union-attr]

@@ -29,9 +29,7 @@ async def test_create_retrieve_modify_archive(admin: openai.AsyncOpenAI, recorde
     assert ("POST", "/organization/projects", 200) in recorder.operations()
 
 
-async def test_list_pages_with_after_and_hides_archived(
-    admin: openai.AsyncOpenAI, recorder: Recorder
-) -> None:
+async def test_list_pages_with_after_and_hides_archived(admin: openai.AsyncOpenAI, recorder: Recorder) -> None:
     projects = admin.admin.organization.projects
     ids = [(await projects.create(name=f"p{i}")).id for i in range(7)]
     await projects.archive(ids[0])

@@ -12,9 +12,7 @@ from openai_operator.emulator import EmulatorServer
 pytestmark = pytest.mark.conformance
 
 
-async def test_create_returns_the_key_once_with_real_shape(
-    admin: openai.AsyncOpenAI, recorder: Recorder
-) -> None:
+async def test_create_returns_the_key_once_with_real_shape(admin: openai.AsyncOpenAI, recorder: Recorder) -> None:
     orgp = admin.admin.organization.projects
     p = await orgp.create(name="team")
     sa = await orgp.service_accounts.create(project_id=p.id, name="k8s.team-ns.my-key.r1")
@@ -96,9 +94,7 @@ async def test_extra_key_for_a_service_account(admin: openai.AsyncOpenAI) -> Non
     assert [k.id for k in keys] == [made.id]
 
 
-async def test_api_key_update_and_delete(
-    admin: openai.AsyncOpenAI, mint: Minter, emu: EmulatorServer
-) -> None:
+async def test_api_key_update_and_delete(admin: openai.AsyncOpenAI, mint: Minter, emu: EmulatorServer) -> None:
     keys = admin.admin.organization.projects.api_keys
     pid, sa_id, value = await mint()
     key_id = emu.state.authenticate(value).id  # type: ignore[union-attr]
@@ -110,9 +106,7 @@ async def test_api_key_update_and_delete(
     gone = await keys.delete(key_id, project_id=pid)
     assert gone.deleted
     # Deleting the key leaves the service account in place, as the newest SDK documents.
-    assert (
-        await admin.admin.organization.projects.service_accounts.retrieve(sa_id, project_id=pid)
-    ).id == sa_id
+    assert (await admin.admin.organization.projects.service_accounts.retrieve(sa_id, project_id=pid)).id == sa_id
     with pytest.raises(openai.NotFoundError):
         await keys.retrieve(key_id, project_id=pid)
 
@@ -129,9 +123,7 @@ async def test_legacy_rule_refuses_service_account_key_delete(
     assert emu.state.authenticate(value) is not None
 
 
-async def test_owner_project_access_filter_and_user_keys(
-    admin: openai.AsyncOpenAI, control: httpx.AsyncClient
-) -> None:
+async def test_owner_project_access_filter_and_user_keys(admin: openai.AsyncOpenAI, control: httpx.AsyncClient) -> None:
     orgp = admin.admin.organization.projects
     p = await orgp.create(name="team")
     user_key = (await control.post(f"/_emulator/projects/{p.id}/user_keys", json={"name": "mine"})).json()
