@@ -1,0 +1,106 @@
+"""The reasons catalogue: every machine-readable ``reason`` the operator writes.
+
+Reasons appear in condition ``reason`` fields, in Events and in metrics labels, so they are
+CamelCase, stable, and defined only here. Grouped by where they are used; a reason may serve
+several conditions (``BudgetExceeded`` is both a Rotating trigger and a BudgetExceeded reason).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Reason"]
+
+
+class Reason(StrEnum):
+    """Condition and Event reasons. Values equal their names so ``Reason.ISSUED == "Issued"``."""
+
+    # --- OpenAIKey Ready ------------------------------------------------------------------------
+    ISSUED = "Issued"
+    """A credential is stored in every destination and verified against the API."""
+    ISSUING = "Issuing"
+    """The first credential is being created; nothing usable has been delivered yet."""
+    PROJECT_NOT_FOUND = "ProjectNotFound"
+    """``spec.projectRef`` names no OpenAIProject (or an adopted project id is unknown upstream)."""
+    PROJECT_NOT_READY = "ProjectNotReady"
+    """The referenced OpenAIProject exists but is not Ready (no project id yet, archived, failing)."""
+    NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"
+    """The project's ``keyPolicy.allowedNamespaces`` does not admit the key's namespace."""
+    KEY_QUOTA_EXCEEDED = "KeyQuotaExceeded"
+    """The project already has ``keyPolicy.maxKeys`` keys."""
+    ROTATION_INTERVAL_TOO_LONG = "RotationIntervalTooLong"
+    """The key rotates less often than the project's ``keyPolicy.maxRotationInterval`` allows."""
+    VAULT_PATH_NOT_ALLOWED = "VaultPathNotAllowed"
+    """``spec.vault.path`` is outside the prefix the operator allows for the key's namespace."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec fails a check the CRD schema cannot express; the message names the field."""
+    DESTINATION_CONFLICT = "DestinationConflict"
+    """The Secret or Vault path exists and is not owned by this key; it is never overwritten."""
+    DESTINATION_UNAVAILABLE = "DestinationUnavailable"
+    """Writing to a destination failed for a reason that may pass (Vault sealed, apiserver busy)."""
+    ADMIN_API_UNAVAILABLE = "AdminAPIUnavailable"
+    """The OpenAI Admin API timed out, answered 5xx or rate-limited us; retried with backoff."""
+    ADMIN_API_REJECTED = "AdminAPIRejected"
+    """The OpenAI Admin API refused the request (400/401/403); retrying will not help."""
+    VERIFICATION_FAILED = "VerificationFailed"
+    """The new key did not work against ``GET /v1/models``; it was not promoted."""
+    REVOKED = "Revoked"
+    """The credential was revoked on purpose (budget ``Revoke``) and is not re-issued yet."""
+
+    # --- OpenAIProject Ready --------------------------------------------------------------------
+    CREATED = "Created"
+    """The operator created the OpenAI project."""
+    ADOPTED = "Adopted"
+    """The project named by ``spec.projectId`` exists and is now managed."""
+    ARCHIVED = "Archived"
+    """The OpenAI project is archived (by deletion with ``Archive`` or outside the operator)."""
+
+    # --- OpenAIProject RateLimitsSynced ---------------------------------------------------------
+    RATE_LIMITS_APPLIED = "RateLimitsApplied"
+    """Every ``spec.rateLimits`` entry matches OpenAI's project rate limits."""
+    RATE_LIMITS_FAILED = "RateLimitsFailed"
+    """At least one rate limit could not be applied (unknown model, API error)."""
+    NOT_CONFIGURED = "NotConfigured"
+    """The spec asks for nothing here (no rate limits, no budget, no rotation)."""
+
+    # --- OpenAIKey Rotating (why a new credential is being issued) ------------------------------
+    SCHEDULED = "Scheduled"
+    """``spec.rotation`` made the credential due."""
+    MANUALLY_TRIGGERED = "ManuallyTriggered"
+    """The ``openai.operator.dev/rotate`` annotation got a new value."""
+    COMPROMISED = "Compromised"
+    """The ``openai.operator.dev/revoke`` annotation got a new value: rotate and revoke at once."""
+    UPSTREAM_KEY_MISSING = "UpstreamKeyMissing"
+    """The recorded service account or key no longer exists in OpenAI."""
+    DESTINATION_DRIFT = "DestinationDrift"
+    """A destination no longer holds what was delivered (edited or deleted Secret, Vault path)."""
+    EXPIRING = "Expiring"
+    """The credential is near its ``expiresAt`` backstop and no rotation was scheduled before it."""
+    SPEC_CHANGED = "SpecChanged"
+    """A change (scopes, destinations) needs a new credential."""
+    BUDGET_PERIOD_RESET = "BudgetPeriodReset"
+    """A key revoked for its budget gets a fresh credential in the new period."""
+    ROTATED = "Rotated"
+    """Rotating=False: the last rotation finished; also the Event reason on promotion."""
+    NOT_DUE = "NotDue"
+    """Rotating=False: nothing to do until ``status.nextRotationAt``."""
+
+    # --- BudgetExceeded (both kinds) ------------------------------------------------------------
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    """Spend this period reached the budget (also a Rotating/Revoke trigger for keys)."""
+    WITHIN_BUDGET = "WithinBudget"
+    """Spend this period is below the budget."""
+    SPEND_UNKNOWN = "SpendUnknown"
+    """Costs could not be read yet; not knowing is not the same as being within budget."""
+
+    # --- Events only ----------------------------------------------------------------------------
+    BUDGET_THRESHOLD_REACHED = "BudgetThresholdReached"
+    """One of ``alertThresholds`` was crossed this period (fires once per threshold per period)."""
+    ORPHAN_REVOKED = "OrphanRevoked"
+    """An operator-named service account without an OpenAIKey was deleted by the inventory."""
+    PREVIOUS_REVOKED = "PreviousRevoked"
+    """A previous credential reached ``revokeAt`` and its service account was deleted."""
+    TARGETS_RESTARTED = "TargetsRestarted"
+    """``spec.rotation.restartTargets`` were restarted after a new credential was delivered."""
+    RESTART_FAILED = "RestartFailed"
+    """A restart target could not be restarted (missing, forbidden); the credential is still live."""

@@ -1,0 +1,28 @@
+"""Names of the API the CRDs in ``crds/`` define: group, version, kinds, plurals, annotations."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "GROUP",
+    "KEY_KIND",
+    "KEY_PLURAL",
+    "PROJECT_KIND",
+    "PROJECT_PLURAL",
+    "REVOKE_ANNOTATION",
+    "ROTATE_ANNOTATION",
+    "VERSION",
+]
+
+GROUP: Final = "openai.operator.dev"
+VERSION: Final = "v1alpha1"
+PROJECT_KIND: Final = "OpenAIProject"
+PROJECT_PLURAL: Final = "openaiprojects"
+KEY_KIND: Final = "OpenAIKey"
+KEY_PLURAL: Final = "openaikeys"
+
+ROTATE_ANNOTATION: Final = f"{GROUP}/rotate"
+"""Each new value rotates the key once, with the usual grace period for the old credential."""
+REVOKE_ANNOTATION: Final = f"{GROUP}/revoke"
+"""Each new value is a leak response: rotate, then revoke the old credential at once."""

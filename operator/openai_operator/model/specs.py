@@ -1,0 +1,458 @@
+"""Typed, frozen views of ``OpenAIProject.spec`` and ``OpenAIKey.spec``.
+
+The CRD schema rejects most bad input at ``kubectl apply`` time; parsing here repeats the checks
+that matter for safety (so an object stored before a schema change cannot slip through), fills in
+defaults the schema cannot express (names taken from ``metadata.name``, deletion policy depending on
+adoption) and converts strings into useful types (durations into ``timedelta``). Every failure is a
+:class:`~openai_operator.errors.SpecError` naming the field path, e.g. ``spec.rotation.every``,
+which the handlers turn into ``Ready=False/InvalidSpec`` without retrying.
+
+Pure: no I/O beyond reading the local time-zone database to check ``rotation.timeZone``.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+
+from openai_operator.errors import SpecError
+from openai_operator.model._base import SpecModel
+from openai_operator.model.durations import parse_duration
+from openai_operator.model.selectors import LabelSelector, selector_matches
+
+__all__ = [
+    "DEFAULT_ALERT_THRESHOLDS",
+    "DEFAULT_GRACE_PERIOD",
+    "AllowedNamespaces",
+    "BudgetEnforcement",
+    "KeyBudget",
+    "KeyDeletionPolicy",
+    "KeyPolicy",
+    "KeySpec",
+    "OnBudgetExceeded",
+    "ProjectBudget",
+    "ProjectDeletionPolicy",
+    "ProjectRef",
+    "ProjectSpec",
+    "RateLimit",
+    "RestartKind",
+    "RestartTarget",
+    "Rotation",
+    "SecretDestination",
+    "SecretKeys",
+    "VaultDestination",
+    "parse_key_spec",
+    "parse_project_spec",
+    "vault_path_within",
+]
+
+DEFAULT_ALERT_THRESHOLDS: tuple[int, ...] = (50, 80, 100)
+DEFAULT_GRACE_PERIOD = timedelta(hours=1)
+MIN_ROTATION_INTERVAL = timedelta(seconds=10)
+"""Shortest ``rotation.every`` accepted; short enough for demos, long enough not to hammer the API."""
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+_SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]*$")
+_PROJECT_ID = re.compile(r"^proj_[A-Za-z0-9_-]+$")
+_VAULT_MOUNT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$")
+_VAULT_PATH = _VAULT_MOUNT
+_VAULT_FIELD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([^\s]+ ){4}[^\s]+)$")
+_RESERVED_PREFIX = "openai.operator.dev/"
+
+
+def _matching(pattern: re.Pattern[str], what: str, max_length: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+DnsSubdomain = Annotated[str, _matching(_DNS_SUBDOMAIN, "DNS subdomain name", 253)]
+DnsLabel = Annotated[str, _matching(_DNS_LABEL, "DNS label", 63)]
+EnvName = Annotated[str, _matching(_ENV_NAME, "environment-variable-like key", 253)]
+ModelName = Annotated[str, _matching(_MODEL, "model name", 128)]
+Scope = Annotated[str, _matching(_SCOPE, "scope", 64)]
+Percent = Annotated[int, Field(ge=1, le=1000)]
+PositiveLimit = Annotated[int, Field(ge=1)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+def _thresholds(values: tuple[int, ...]) -> tuple[int, ...]:
+    if list(values) != sorted(set(values)):
+        raise ValueError("must be unique and in ascending order")
+    return values
+
+
+Thresholds = Annotated[tuple[Percent, ...], Field(max_length=10), AfterValidator(_thresholds)]
+
+
+class ProjectDeletionPolicy(StrEnum):
+    """What deleting an OpenAIProject does upstream (OpenAI projects cannot be deleted)."""
+
+    ARCHIVE = "Archive"
+    RETAIN = "Retain"
+
+
+class KeyDeletionPolicy(StrEnum):
+    """What deleting an OpenAIKey does to its credentials."""
+
+    REVOKE = "Revoke"
+    RETAIN = "Retain"
+
+
+class BudgetEnforcement(StrEnum):
+    """``Alert`` reports only; ``HardLimit`` also sets OpenAI's project spend limit."""
+
+    ALERT = "Alert"
+    HARD_LIMIT = "HardLimit"
+
+
+class OnBudgetExceeded(StrEnum):
+    """``Alert`` reports only; ``Revoke`` revokes the key until the next budget period."""
+
+    ALERT = "Alert"
+    REVOKE = "Revoke"
+
+
+class RestartKind(StrEnum):
+    """Workload kinds that can be restarted after a rotation."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+
+
+# --- OpenAIProject ------------------------------------------------------------------------------
+
+
+class ProjectBudget(SpecModel):
+    """``spec.budget`` of a project."""
+
+    monthly_usd: float = Field(alias="monthlyUSD", gt=0)
+    alert_thresholds: Thresholds = DEFAULT_ALERT_THRESHOLDS
+    enforcement: BudgetEnforcement = BudgetEnforcement.ALERT
+    alert_emails: tuple[Email, ...] = Field(default=(), max_length=10)
+
+
+class RateLimit(SpecModel):
+    """One ``spec.rateLimits[]`` entry; unset limits are left as OpenAI has them."""
+
+    model: ModelName
+    max_requests_per_minute: PositiveLimit | None = None
+    max_tokens_per_minute: PositiveLimit | None = None
+    max_requests_per_day: PositiveLimit | None = None
+    max_images_per_minute: PositiveLimit | None = None
+    max_audio_megabytes_per_minute: PositiveLimit | None = None
+    batch_max_input_tokens_per_day: PositiveLimit | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Self:
+        if all(value is None for name, value in self if name != "model"):
+            raise ValueError("at least one limit must be set")
+        return self
+
+
+class AllowedNamespaces(SpecModel):
+    """Namespaces that may mint keys: listed by name, or matched by a label selector."""
+
+    names: frozenset[DnsLabel] = frozenset()
+    selector: LabelSelector | None = None
+
+    def allows(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        """Whether ``namespace`` (with its ``labels``) matches either the names or the selector."""
+        return namespace in self.names or selector_matches(self.selector, labels)
+
+
+class KeyPolicy(SpecModel):
+    """``spec.keyPolicy``: who may mint keys for the project, how many, and how long they may live.
+
+    The default policy allows no namespace at all, so a project is closed until its owner opens it.
+    """
+
+    allowed_namespaces: AllowedNamespaces = AllowedNamespaces()
+    max_keys: int | None = Field(default=None, ge=1)
+    max_rotation_interval: Duration | None = None
+
+    def allows_namespace(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        """Whether keys in ``namespace`` may use this project."""
+        return self.allowed_namespaces.allows(namespace, labels)
+
+
+class ProjectSpec(SpecModel):
+    """A parsed ``OpenAIProject.spec`` with defaults applied."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    project_id: str | None = None
+    deletion_policy: ProjectDeletionPolicy
+    budget: ProjectBudget | None = None
+    rate_limits: tuple[RateLimit, ...] = Field(default=(), max_length=64)
+    key_policy: KeyPolicy = KeyPolicy()
+
+    @property
+    def adopted(self) -> bool:
+        """Whether the project already exists upstream and is adopted rather than created."""
+        return self.project_id is not None
+
+    @field_validator("project_id")
+    @classmethod
+    def _project_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 64 or not _PROJECT_ID.fullmatch(value)):
+            raise ValueError(f"{value!r} is not an OpenAI project id (proj_...)")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _unique_models(cls, value: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
+        seen: set[str] = set()
+        for limit in value:
+            if limit.model in seen:
+                raise ValueError(f"model {limit.model!r} is listed more than once")
+            seen.add(limit.model)
+        return value
+
+
+# --- OpenAIKey ----------------------------------------------------------------------------------
+
+
+class ProjectRef(SpecModel):
+    """``spec.projectRef``: the cluster-scoped OpenAIProject the key belongs to."""
+
+    name: DnsSubdomain
+
+
+def _no_reserved_keys(value: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(k for k in value if k.startswith(_RESERVED_PREFIX))
+    if reserved:
+        raise ValueError(f"keys under {_RESERVED_PREFIX} are managed by the operator: {', '.join(reserved)}")
+    return value
+
+
+MetadataMap = Annotated[dict[str, str], Field(max_length=64), AfterValidator(_no_reserved_keys)]
+
+
+class SecretKeys(SpecModel):
+    """Data keys the Secret destination writes."""
+
+    api_key: EnvName = "OPENAI_API_KEY"
+    project_id: EnvName = "OPENAI_PROJECT_ID"
+    base_url: EnvName = Field(default="OPENAI_BASE_URL", alias="baseURL")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if len({self.api_key, self.project_id, self.base_url}) != 3:
+            raise ValueError("apiKey, projectId and baseURL must be different keys")
+        return self
+
+
+class SecretDestination(SpecModel):
+    """``spec.secret``: a Secret in the key's namespace, owned by the OpenAIKey."""
+
+    name: DnsSubdomain
+    keys: SecretKeys = SecretKeys()
+    labels: MetadataMap = Field(default_factory=dict)
+    annotations: MetadataMap = Field(default_factory=dict)
+
+
+class VaultDestination(SpecModel):
+    """``spec.vault``: a KV v2 secret; ``path`` must stay under the operator's prefix for the namespace."""
+
+    mount: Annotated[str, _matching(_VAULT_MOUNT, "Vault mount", 128)] = "secret"
+    path: Annotated[str, _matching(_VAULT_PATH, "Vault path", 512)]
+    field: Annotated[str, _matching(_VAULT_FIELD, "Vault field name", 128)] = "api_key"
+
+
+class RestartTarget(SpecModel):
+    """A workload in the key's namespace restarted once after each new credential is delivered."""
+
+    kind: RestartKind
+    name: DnsSubdomain
+
+
+class Rotation(SpecModel):
+    """``spec.rotation``: exactly one of ``every`` or ``schedule`` (a 5-field cron, with ``timeZone``)."""
+
+    every: Duration | None = None
+    schedule: str | None = None
+    time_zone: str | None = None
+    grace_period: Duration = DEFAULT_GRACE_PERIOD
+    restart_targets: tuple[RestartTarget, ...] = Field(default=(), max_length=16)
+
+    @field_validator("every")
+    @classmethod
+    def _every_long_enough(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < MIN_ROTATION_INTERVAL:
+            raise ValueError(f"must be at least {int(MIN_ROTATION_INTERVAL.total_seconds())}s")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and (
+            len(value) > 128 or not _CRON.fullmatch(value) or not croniter.is_valid(value)
+        ):
+            raise ValueError(f"{value!r} is not a 5-field cron expression such as '0 3 * * 1'")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'Europe/Berlin'") from exc
+        return value
+
+    @field_validator("restart_targets")
+    @classmethod
+    def _unique_targets(cls, value: tuple[RestartTarget, ...]) -> tuple[RestartTarget, ...]:
+        if len({(t.kind, t.name) for t in value}) != len(value):
+            raise ValueError("each kind/name pair may appear only once")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.every is None) == (self.schedule is None):
+            raise _FieldError("every", "exactly one of every or schedule must be set")
+        if self.time_zone is not None and self.schedule is None:
+            raise _FieldError("timeZone", "only allowed together with schedule")
+        if self.every is not None and self.grace_period >= self.every:
+            raise _FieldError("gracePeriod", "must be shorter than every")
+        return self
+
+
+class KeyBudget(SpecModel):
+    """``spec.budget`` of a key (OpenAI itself has no per-key budgets)."""
+
+    monthly_usd: float = Field(alias="monthlyUSD", gt=0)
+    alert_thresholds: Thresholds = DEFAULT_ALERT_THRESHOLDS
+    on_exceeded: OnBudgetExceeded = OnBudgetExceeded.ALERT
+
+
+class KeySpec(SpecModel):
+    """A parsed ``OpenAIKey.spec`` with defaults applied. At least one destination is set."""
+
+    project_ref: ProjectRef
+    scopes: tuple[Scope, ...] = Field(default=(), max_length=32)
+    secret: SecretDestination | None = None
+    vault: VaultDestination | None = None
+    rotation: Rotation | None = None
+    budget: KeyBudget | None = None
+    deletion_policy: KeyDeletionPolicy = KeyDeletionPolicy.REVOKE
+
+    @field_validator("scopes")
+    @classmethod
+    def _unique_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("scopes must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _some_destination(self) -> Self:
+        if self.secret is None and self.vault is None:
+            raise _FieldError("secret", "at least one destination is required: spec.secret or spec.vault")
+        return self
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+class _FieldError(ValueError):
+    """A model-level check that blames one field (pydantic would otherwise blame the object)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = message
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _raise_spec_error(exc: ValidationError, prefix: str = "spec") -> None:
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    raw = error.get("ctx", {}).get("error")
+    if isinstance(raw, _FieldError):
+        raise SpecError(_path(prefix, (*loc, raw.field)), raw.detail) from None
+    message = str(error["msg"]).removeprefix("Value error, ")
+    raise SpecError(_path(prefix, loc), message) from None
+
+
+def _as_mapping(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise SpecError("spec", "must be an object")
+    return dict(spec)
+
+
+def parse_project_spec(spec: Mapping[str, Any] | None, *, name: str) -> ProjectSpec:
+    """Parse ``OpenAIProject.spec``; ``name`` is ``metadata.name``, the default OpenAI-side name.
+
+    ``deletionPolicy`` defaults to ``Retain`` for adopted projects (``projectId`` set), because the
+    operator did not create them, and to ``Archive`` otherwise.
+    """
+    data = _as_mapping(spec)
+    data.setdefault("name", name)
+    if "deletionPolicy" not in data:
+        adopted = data.get("projectId") is not None
+        data["deletionPolicy"] = ProjectDeletionPolicy.RETAIN if adopted else ProjectDeletionPolicy.ARCHIVE
+    try:
+        return ProjectSpec.model_validate(data, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        _raise_spec_error(exc)
+        raise  # pragma: no cover - _raise_spec_error always raises
+
+
+def parse_key_spec(spec: Mapping[str, Any] | None, *, name: str) -> KeySpec:
+    """Parse ``OpenAIKey.spec``; ``name`` is ``metadata.name``, the default Secret name."""
+    data = _as_mapping(spec)
+    secret = data.get("secret")
+    if isinstance(secret, Mapping) and "name" not in secret:
+        data["secret"] = {**secret, "name": name}
+    try:
+        return KeySpec.model_validate(data, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        _raise_spec_error(exc)
+        raise  # pragma: no cover - _raise_spec_error always raises
+
+
+def vault_path_within(path: str, prefix: str) -> bool:
+    """Whether the Vault ``path`` lies under ``prefix`` (e.g. ``openai/team-a/``), segment-wise.
+
+    ``openai/team-a/x`` is within ``openai/team-a/``; ``openai/team-ab/x`` and ``openai/team-a/../b``
+    are not. Empty segments and ``.``/``..`` never pass.
+    """
+    segments = path.strip("/").split("/")
+    wanted = [s for s in prefix.strip("/").split("/") if s]
+    if any(s in ("", ".", "..") for s in segments):
+        return False
+    return len(segments) > len(wanted) and segments[: len(wanted)] == wanted

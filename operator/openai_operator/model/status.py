@@ -1,0 +1,343 @@
+"""Typed views of ``status`` for both kinds: read with ``from_dict``, write with ``to_patch``.
+
+``to_patch`` renders every field the view knows, with ``None`` for unset values, so the result can be
+used as a JSON merge patch that also clears stale values. Timestamps are RFC 3339 UTC with ``Z``.
+
+There is deliberately no field for key material: status is readable by anyone who can ``get`` the
+object. ``redactedKey`` is checked to really be redacted before it is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from openai_operator.model.conditions import Condition, conditions_from_list, conditions_to_list
+from openai_operator.model.timestamps import format_time, parse_time
+
+__all__ = [
+    "Destinations",
+    "KeySpend",
+    "KeyStatus",
+    "PreviousCredential",
+    "ProjectSpend",
+    "ProjectStatus",
+    "SecretDestinationStatus",
+    "SpendLimitStatus",
+    "VaultDestinationStatus",
+    "check_redacted",
+]
+
+_MASK = re.compile(r"[*…]")
+_MAX_CLEAR_CHARS = 16
+
+
+def check_redacted(value: str) -> str:
+    """Return ``value`` if it looks redacted (masked, few clear characters), else raise ``ValueError``.
+
+    OpenAI's ``redacted_value`` is a prefix, a run of ``*`` and the last four characters; anything
+    with a long run of clear characters could be a real key and is refused.
+    """
+    clear = _MASK.sub("", value)
+    if not _MASK.search(value) or len(clear) > _MAX_CLEAR_CHARS:
+        raise ValueError("redactedKey must be a masked value, never the key itself")
+    return value
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def _str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    return str(value) if value is not None else None
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int | None = None) -> int | None:
+    value = raw.get(key)
+    return int(value) if value is not None else default
+
+
+def _float(raw: Mapping[str, Any], key: str) -> float | None:
+    value = raw.get(key)
+    return float(value) if value is not None else None
+
+
+def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+# --- OpenAIKey ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousCredential:
+    """A superseded credential, kept valid until ``revoke_at`` so consumers can switch over."""
+
+    key_id: str | None
+    service_account_id: str
+    revoke_at: datetime
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PreviousCredential:
+        """Read one ``status.previous[]`` entry."""
+        revoke_at = parse_time(raw.get("revokeAt"))
+        if revoke_at is None:
+            raise ValueError("previous[].revokeAt is required")
+        return cls(_str(raw, "keyId"), str(raw["serviceAccountId"]), revoke_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {
+            "keyId": self.key_id,
+            "serviceAccountId": self.service_account_id,
+            "revokeAt": format_time(self.revoke_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SecretDestinationStatus:
+    """What was delivered to the Secret: its name and a fingerprint (HMAC) of the data, for drift."""
+
+    name: str
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultDestinationStatus:
+    """What was delivered to Vault: the full path and the KV v2 version written."""
+
+    path: str
+    version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Destinations:
+    """Per-destination delivery records (``status.destinations``)."""
+
+    secret: SecretDestinationStatus | None = None
+    vault: VaultDestinationStatus | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Destinations:
+        """Read ``status.destinations``."""
+        secret, vault = _mapping(raw, "secret"), _mapping(raw, "vault")
+        return cls(
+            secret=SecretDestinationStatus(str(secret["name"]), _str(secret, "fingerprint"))
+            if secret.get("name")
+            else None,
+            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version"))
+            if vault.get("path")
+            else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch; an absent destination is ``None`` (cleared)."""
+        return {
+            "secret": {"name": self.secret.name, "fingerprint": self.secret.fingerprint}
+            if self.secret
+            else None,
+            "vault": {"path": self.vault.path, "version": self.vault.version} if self.vault else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpend:
+    """Spend of one key this budget period, as of the latest daily cost bucket read."""
+
+    month_to_date_usd: float
+    as_of: datetime | None = None
+    period_start: datetime | None = None
+    percent_of_budget: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> KeySpend:
+        """Read ``status.spend``."""
+        return cls(
+            month_to_date_usd=_float(raw, "monthToDateUSD") or 0.0,
+            as_of=parse_time(raw.get("asOf")),
+            period_start=parse_time(raw.get("periodStart")),
+            percent_of_budget=_float(raw, "percentOfBudget"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {
+            "periodStart": _time(self.period_start),
+            "monthToDateUSD": self.month_to_date_usd,
+            "percentOfBudget": self.percent_of_budget,
+            "asOf": _time(self.as_of),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    """``OpenAIKey.status``. ``revision`` 0 means nothing has been issued yet."""
+
+    service_account_id: str | None = None
+    key_id: str | None = None
+    redacted_key: str | None = None
+    revision: int = 0
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_rotated_at: datetime | None = None
+    next_rotation_at: datetime | None = None
+    previous: tuple[PreviousCredential, ...] = ()
+    destinations: Destinations = field(default_factory=Destinations)
+    spend: KeySpend | None = None
+    alerts_fired: tuple[int, ...] = ()
+    failed_attempts: int = 0
+    last_failure_time: datetime | None = None
+    rotate_token: str | None = None
+    revoke_token: str | None = None
+    conditions: tuple[Condition, ...] = ()
+    observed_generation: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.redacted_key is not None:
+            check_redacted(self.redacted_key)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> KeyStatus:
+        """Read ``OpenAIKey.status``; missing or empty status gives the initial state."""
+        raw = raw or {}
+        spend = _mapping(raw, "spend")
+        return cls(
+            service_account_id=_str(raw, "serviceAccountId"),
+            key_id=_str(raw, "keyId"),
+            redacted_key=_str(raw, "redactedKey"),
+            revision=_int(raw, "revision", 0) or 0,
+            created_at=parse_time(raw.get("createdAt")),
+            expires_at=parse_time(raw.get("expiresAt")),
+            last_rotated_at=parse_time(raw.get("lastRotatedAt")),
+            next_rotation_at=parse_time(raw.get("nextRotationAt")),
+            previous=tuple(PreviousCredential.from_dict(p) for p in raw.get("previous") or ()),
+            destinations=Destinations.from_dict(_mapping(raw, "destinations")),
+            spend=KeySpend.from_dict(spend) if spend else None,
+            alerts_fired=tuple(int(t) for t in raw.get("alertsFired") or ()),
+            failed_attempts=_int(raw, "failedAttempts", 0) or 0,
+            last_failure_time=parse_time(raw.get("lastFailureTime")),
+            rotate_token=_str(raw, "rotateToken"),
+            revoke_token=_str(raw, "revokeToken"),
+            conditions=tuple(conditions_from_list(raw.get("conditions"))),
+            observed_generation=_int(raw, "observedGeneration"),
+        )
+
+    def to_patch(self) -> dict[str, Any]:
+        """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
+        return {
+            "serviceAccountId": self.service_account_id,
+            "keyId": self.key_id,
+            "redactedKey": self.redacted_key,
+            "revision": self.revision,
+            "createdAt": _time(self.created_at),
+            "expiresAt": _time(self.expires_at),
+            "lastRotatedAt": _time(self.last_rotated_at),
+            "nextRotationAt": _time(self.next_rotation_at),
+            "previous": [p.to_dict() for p in self.previous],
+            "destinations": self.destinations.to_dict(),
+            "spend": self.spend.to_dict() if self.spend else None,
+            "alertsFired": list(self.alerts_fired),
+            "failedAttempts": self.failed_attempts,
+            "lastFailureTime": _time(self.last_failure_time),
+            "rotateToken": self.rotate_token,
+            "revokeToken": self.revoke_token,
+            "conditions": conditions_to_list(self.conditions),
+            "observedGeneration": self.observed_generation,
+        }
+
+
+# --- OpenAIProject ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSpend:
+    """Project spend this month, from the Costs API (daily buckets, so it lags; see ``as_of``)."""
+
+    month_to_date_usd: float
+    period_start: datetime | None = None
+    forecast_usd: float | None = None
+    percent_of_budget: float | None = None
+    as_of: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ProjectSpend:
+        """Read ``status.spend``."""
+        return cls(
+            month_to_date_usd=_float(raw, "monthToDateUSD") or 0.0,
+            period_start=parse_time(raw.get("periodStart")),
+            forecast_usd=_float(raw, "forecastUSD"),
+            percent_of_budget=_float(raw, "percentOfBudget"),
+            as_of=parse_time(raw.get("asOf")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {
+            "periodStart": _time(self.period_start),
+            "monthToDateUSD": self.month_to_date_usd,
+            "forecastUSD": self.forecast_usd,
+            "percentOfBudget": self.percent_of_budget,
+            "asOf": _time(self.as_of),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLimitStatus:
+    """OpenAI's project spend limit as last read: ``enforcement`` is OpenAI's ``inactive|enforcing``."""
+
+    enforcement: str | None = None
+    monthly_usd: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SpendLimitStatus:
+        """Read ``status.spendLimit``."""
+        return cls(_str(raw, "enforcement"), _float(raw, "monthlyUSD"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {"enforcement": self.enforcement, "monthlyUSD": self.monthly_usd}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectStatus:
+    """``OpenAIProject.status``."""
+
+    project_id: str | None = None
+    spend: ProjectSpend | None = None
+    spend_limit: SpendLimitStatus | None = None
+    keys: int = 0
+    alerts_fired: tuple[int, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    observed_generation: int | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> ProjectStatus:
+        """Read ``OpenAIProject.status``; missing or empty status gives the initial state."""
+        raw = raw or {}
+        spend, limit = _mapping(raw, "spend"), _mapping(raw, "spendLimit")
+        return cls(
+            project_id=_str(raw, "projectId"),
+            spend=ProjectSpend.from_dict(spend) if spend else None,
+            spend_limit=SpendLimitStatus.from_dict(limit) if limit else None,
+            keys=_int(raw, "keys", 0) or 0,
+            alerts_fired=tuple(int(t) for t in raw.get("alertsFired") or ()),
+            conditions=tuple(conditions_from_list(raw.get("conditions"))),
+            observed_generation=_int(raw, "observedGeneration"),
+        )
+
+    def to_patch(self) -> dict[str, Any]:
+        """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
+        return {
+            "projectId": self.project_id,
+            "spend": self.spend.to_dict() if self.spend else None,
+            "spendLimit": self.spend_limit.to_dict() if self.spend_limit else None,
+            "keys": self.keys,
+            "alertsFired": list(self.alerts_fired),
+            "conditions": conditions_to_list(self.conditions),
+            "observedGeneration": self.observed_generation,
+        }
