@@ -1,0 +1,245 @@
+"""Pure checks of the CRD manifests in ``crds/``: shape, documentation, and agreement with ``model``.
+
+The apiserver checks much more (``tests/integration/test_crd_validation.py``); these run in
+milliseconds and catch the usual slips: a field without a description (``kubectl explain`` would
+show nothing), a status field the model writes but the schema would silently prune, a duration
+pattern that drifted from the parser's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from openai_operator.model import resources
+from openai_operator.model.conditions import Condition
+from openai_operator.model.durations import DURATION_PATTERN
+from openai_operator.model.status import (
+    Destinations,
+    KeySpend,
+    KeyStatus,
+    PreviousCredential,
+    ProjectSpend,
+    ProjectStatus,
+    SecretDestinationStatus,
+    SpendLimitStatus,
+    VaultDestinationStatus,
+)
+
+pytestmark = pytest.mark.unit
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((CRDS / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def schema_of(crd: Mapping[str, Any]) -> dict[str, Any]:
+    (version,) = crd["spec"]["versions"]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert isinstance(schema, dict)
+    return schema
+
+
+def walk(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Yield every schema node below ``node`` with a ``kubectl explain``-style path."""
+    yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from walk(child, f"{path}.{name}")
+    if "items" in node:
+        yield from walk(node["items"], f"{path}[]")
+    extra = node.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        yield from walk(extra, f"{path}{{}}")
+
+
+CRD_FILES = {"openaiprojects.yaml": resources.PROJECT_KIND, "openaikeys.yaml": resources.KEY_KIND}
+
+
+@pytest.mark.parametrize(
+    ("file", "kind", "scope", "short_name"),
+    [
+        pytest.param("openaiprojects.yaml", "OpenAIProject", "Cluster", "oaiproject", id="projects are cluster-scoped"),
+        pytest.param("openaikeys.yaml", "OpenAIKey", "Namespaced", "oaikey", id="keys are namespaced"),
+    ],
+)
+def test_crd_identity(file: str, kind: str, scope: str, short_name: str) -> None:
+    """Group, version, scope, names and the status subresource are what the design says."""
+    crd = load(file)
+    spec = crd["spec"]
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert spec["group"] == resources.GROUP
+    assert crd["metadata"]["name"] == f"{spec['names']['plural']}.{resources.GROUP}"
+    assert spec["scope"] == scope
+    assert spec["names"]["kind"] == kind
+    assert spec["names"]["shortNames"] == [short_name]
+    assert spec["names"]["categories"] == ["openai"]
+    (version,) = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == (resources.VERSION, True, True)
+    assert version["subresources"] == {"status": {}}
+
+
+@pytest.mark.parametrize(
+    ("file", "columns"),
+    [
+        pytest.param(
+            "openaiprojects.yaml",
+            ["PROJECT-ID", "READY", "SPEND", "BUDGET", "USED", "KEYS", "AGE"],
+            id="project columns",
+        ),
+        pytest.param(
+            "openaikeys.yaml", ["PROJECT", "READY", "REASON", "SPEND", "NEXT-ROTATION", "AGE"], id="key columns"
+        ),
+    ],
+)
+def test_printer_columns(file: str, columns: list[str]) -> None:
+    """``kubectl get`` shows the columns the design lists, Ready read from the Ready condition."""
+    (version,) = load(file)["spec"]["versions"]
+    printed = version["additionalPrinterColumns"]
+    assert [c["name"].upper() for c in printed] == columns
+    ready = next(c for c in printed if c["name"].upper() == "READY")
+    assert ready["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+
+
+@pytest.mark.parametrize("file", sorted(CRD_FILES), ids=lambda f: f"every field of {f} has a description")
+def test_every_field_is_described(file: str) -> None:
+    """``kubectl explain`` is only useful if every node carries a description.
+
+    ``metadata`` is the exception: the apiserver forbids anything but its type there.
+    """
+    root = kind_path(file)
+    nodes = walk(schema_of(load(file)), root)
+    missing = [path for path, node in nodes if not node.get("description") and path != f"{root}.metadata"]
+    assert missing == []
+
+
+def kind_path(file: str) -> str:
+    return CRD_FILES[file].lower()
+
+
+@pytest.mark.parametrize("file", sorted(CRD_FILES), ids=lambda f: f"duration fields of {f} share the parser's pattern")
+def test_duration_patterns_match_the_parser(file: str) -> None:
+    """A duration the apiserver admits must parse in ``model.durations`` and vice versa."""
+    durations = [
+        (path, node)
+        for path, node in walk(schema_of(load(file)), kind_path(file))
+        if path.rsplit(".", 1)[-1] in ("every", "gracePeriod", "maxRotationInterval")
+    ]
+    assert durations
+    for path, node in durations:
+        assert node["pattern"] == DURATION_PATTERN, path
+
+
+@pytest.mark.parametrize("file", sorted(CRD_FILES), ids=lambda f: f"CEL rules of {f} carry a message")
+def test_cel_rules_have_messages(file: str) -> None:
+    """A CEL rule without a message makes the apiserver print the rule itself, which names no field."""
+    rules = [
+        (path, rule)
+        for path, node in walk(schema_of(load(file)), kind_path(file))
+        for rule in node.get("x-kubernetes-validations", [])
+    ]
+    assert rules
+    for path, rule in rules:
+        assert rule.get("message") or rule.get("messageExpression"), path
+
+
+@pytest.mark.parametrize("file", sorted(CRD_FILES), ids=lambda f: f"strings and lists of {f} are bounded")
+def test_lists_and_maps_are_bounded(file: str) -> None:
+    """CEL cost estimation needs maxItems/maxProperties on every list and map under spec."""
+    schema = schema_of(load(file))
+    unbounded = [
+        path
+        for path, node in walk(schema["properties"]["spec"], "spec")
+        if (node.get("type") == "array" and "maxItems" not in node)
+        or ("additionalProperties" in node and "maxProperties" not in node)
+    ]
+    assert unbounded == []
+
+
+def schema_accepts(schema: Mapping[str, Any], value: Any, path: str = "status") -> list[str]:
+    """Paths in ``value`` the structural ``schema`` does not declare (they would be pruned)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields") or value is None:
+        return []
+    if isinstance(value, Mapping):
+        props = schema.get("properties", {})
+        out: list[str] = []
+        for key, item in value.items():
+            if key not in props:
+                out.append(f"{path}.{key}")
+            else:
+                out.extend(schema_accepts(props[key], item, f"{path}.{key}"))
+        return out
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in schema_accepts(schema["items"], item, f"{path}[{i}]")]
+    return []
+
+
+def full_key_status() -> KeyStatus:
+    ready = Condition("Ready", "True", "Issued", "ok", NOW, 3)
+    return KeyStatus(
+        service_account_id="svc_acct_1",
+        key_id="key_1",
+        redacted_key="sk-svcac****abcd",
+        revision=2,
+        created_at=NOW,
+        expires_at=NOW,
+        last_rotated_at=NOW,
+        next_rotation_at=NOW,
+        previous=(PreviousCredential("key_0", "svc_acct_0", NOW),),
+        destinations=Destinations(SecretDestinationStatus("s", "hmac"), VaultDestinationStatus("secret/a", 3)),
+        spend=KeySpend(1.5, NOW, NOW, 10.0),
+        alerts_fired=(50,),
+        failed_attempts=1,
+        last_failure_time=NOW,
+        rotate_token="a",
+        revoke_token="b",
+        conditions=(ready,),
+        observed_generation=3,
+    )
+
+
+def full_project_status() -> ProjectStatus:
+    return ProjectStatus(
+        project_id="proj_1",
+        spend=ProjectSpend(1.0, NOW, 2.0, 3.0, NOW),
+        spend_limit=SpendLimitStatus("enforcing", 100.0),
+        keys=4,
+        alerts_fired=(50, 80),
+        conditions=(Condition("Ready", "True", "Created", "", NOW, 1),),
+        observed_generation=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "patch"),
+    [
+        pytest.param("openaikeys.yaml", full_key_status().to_patch(), id="every key status field is in the schema"),
+        pytest.param(
+            "openaiprojects.yaml", full_project_status().to_patch(), id="every project status field is in the schema"
+        ),
+    ],
+)
+def test_status_views_fit_the_schema(file: str, patch: dict[str, Any]) -> None:
+    """What ``model.status`` writes is declared in the CRD, so the apiserver does not prune it."""
+    schema = schema_of(load(file))["properties"]["status"]
+    assert schema_accepts(schema, patch) == []
+    assert set(schema["properties"]) - {"kopf"} == set(patch)
+
+
+def test_condition_reason_pattern_admits_every_catalogued_reason() -> None:
+    """Every reason in the catalogue passes the CRD's reason pattern."""
+    from openai_operator.model.reasons import Reason
+
+    reason_schema = schema_of(load("openaikeys.yaml"))["properties"]["status"]["properties"]["conditions"]["items"]
+    pattern = re.compile(reason_schema["properties"]["reason"]["pattern"])
+    assert [r.value for r in Reason if not pattern.fullmatch(r.value)] == []
