@@ -94,9 +94,7 @@ def _authenticate(request: web.Request, ctx: EmulatorContext, kind: str) -> None
             raise routes_data.missing_scopes(state, scope)
         raise _wrong_key(token)
     if secrets.compare_digest(token, state.admin_key):
-        raise ApiError(
-            401, "Admin API keys cannot be used for non-administration endpoints.", code="invalid_api_key"
-        )
+        raise ApiError(401, "Admin API keys cannot be used for non-administration endpoints.", code="invalid_api_key")
     key = state.authenticate(token)
     if key is None:
         raise _wrong_key(token)

@@ -355,9 +355,7 @@ async def add_user(request: web.Request) -> web.Response:
 @routes.post(C + "/projects/{project_id}/user_keys")
 async def mint_user_key(request: web.Request) -> web.Response:
     state = _ctx(request).state
-    body = await read_body(
-        request, {"user_id": Field("str"), "name": Field("str"), "scopes": Field("str_list")}
-    )
+    body = await read_body(request, {"user_id": Field("str"), "name": Field("str"), "scopes": Field("str_list")})
     key = state.create_user_key(
         request.match_info["project_id"],
         body.get("user_id") or state.owner.id,

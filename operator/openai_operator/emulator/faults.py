@@ -157,9 +157,7 @@ def server_error(status: int) -> ApiError:
     )
 
 
-def _number(
-    spec: dict[str, Any], name: str, default: float, lo: float = 0.0, hi: float | None = None
-) -> float:
+def _number(spec: dict[str, Any], name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float:
     value = spec.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_type(name, "a number", value)

@@ -45,9 +45,7 @@ def decode_page(token: str) -> int:
             raise ValueError(prefix)
         return int(value)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(
-            "Invalid 'page': not a page token returned by this endpoint.", param="page"
-        ) from exc
+        raise bad_request("Invalid 'page': not a page token returned by this endpoint.", param="page") from exc
 
 
 def bucket_starts(state: EmulatorState, q: BucketQuery) -> tuple[list[int], int | None]:
@@ -86,8 +84,7 @@ def _page(
     return {
         "object": "page",
         "data": [
-            {"object": "bucket", "start_time": s, "end_time": s + width, "results": results.get(s, [])}
-            for s in starts
+            {"object": "bucket", "start_time": s, "end_time": s + width, "results": results.get(s, [])} for s in starts
         ],
         "has_more": next_start is not None,
         "next_page": encode_page(next_start) if next_start is not None else None,

@@ -71,9 +71,7 @@ async def modify_project(request: web.Request) -> web.Response:
             "geography": Field("str", nullable=True),
         },
     )
-    p = _state(request).update_project(
-        _pid(request), body.get("name"), body.get("external_key_id"), body.keys()
-    )
+    p = _state(request).update_project(_pid(request), body.get("name"), body.get("external_key_id"), body.keys())
     return json_response(render.project(p))
 
 
@@ -93,9 +91,7 @@ SA = P + "/{project_id}/service_accounts"
 async def list_service_accounts(request: web.Request) -> web.Response:
     state = _state(request)
     limit = q_limit(request, 20, 100)
-    items = state.page(
-        state.list_service_accounts(_pid(request)), lambda s: s.id, after=q_str(request, "after")
-    )
+    items = state.page(state.list_service_accounts(_pid(request)), lambda s: s.id, after=q_str(request, "after"))
     return json_response(render.cursor_list(items, render.service_account, limit=limit))
 
 
@@ -184,9 +180,7 @@ async def list_api_keys(request: web.Request) -> web.Response:
 @routes.get(KEYS + "/{api_key_id}")
 async def retrieve_api_key(request: web.Request) -> web.Response:
     state = _state(request)
-    return json_response(
-        render.api_key(state, state.get_key(_pid(request), request.match_info["api_key_id"]))
-    )
+    return json_response(render.api_key(state, state.get_key(_pid(request), request.match_info["api_key_id"])))
 
 
 @routes.post(KEYS + "/{api_key_id}")
@@ -387,9 +381,7 @@ USERS = P + "/{project_id}/users"
 async def list_project_users(request: web.Request) -> web.Response:
     state = _state(request)
     limit = q_limit(request, 20, 100)
-    items = state.page(
-        state.list_project_users(_pid(request)), lambda u: u.user_id, after=q_str(request, "after")
-    )
+    items = state.page(state.list_project_users(_pid(request)), lambda u: u.user_id, after=q_str(request, "after"))
     return json_response(render.cursor_list(items, lambda u: render.project_user(state, u), limit=limit))
 
 
@@ -489,9 +481,7 @@ async def costs(request: web.Request) -> web.Response:
     body = reports.costs(
         _state(request),
         q,
-        group_by=q_list(
-            request, "group_by", ("project_id", "line_item", "api_key_id", "user_id", "api_source")
-        ),
+        group_by=q_list(request, "group_by", ("project_id", "line_item", "api_key_id", "user_id", "api_source")),
         project_ids=q_list(request, "project_ids"),
         api_key_ids=q_list(request, "api_key_ids"),
         line_items=q_list(request, "line_items"),
@@ -507,9 +497,7 @@ async def usage_completions(request: web.Request) -> web.Response:
         _state(request),
         q,
         group_by=q_list(request, "group_by", (*reports.COMPLETIONS_GROUPS, "api_source")),
-        filters={
-            name: q_list(request, name) for name in ("project_ids", "user_ids", "api_key_ids", "models")
-        },
+        filters={name: q_list(request, name) for name in ("project_ids", "user_ids", "api_key_ids", "models")},
         batch=q_bool(request, "batch"),
     )
     return json_response(body)

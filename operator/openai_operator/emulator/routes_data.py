@@ -97,9 +97,7 @@ def _prompt_text(messages: Any) -> list[str]:
     texts: list[str] = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
-            raise bad_request(
-                f"Invalid 'messages[{i}]': expected an object with a 'role'.", param=f"messages[{i}]"
-            )
+            raise bad_request(f"Invalid 'messages[{i}]': expected an object with a 'role'.", param=f"messages[{i}]")
         content = msg.get("content")
         if isinstance(content, str):
             texts.append(content)
@@ -137,8 +135,7 @@ async def chat_completions(request: web.Request) -> web.Response:
     if state.spend_limit_reached(p):
         raise ApiError(
             429,
-            "You exceeded your current quota: the project's hard spend limit has been reached "
-            "for this month.",
+            "You exceeded your current quota: the project's hard spend limit has been reached for this month.",
             type="insufficient_quota",
             code="insufficient_quota",
         )
@@ -168,9 +165,7 @@ async def chat_completions(request: web.Request) -> web.Response:
         "x-ratelimit-limit-requests": str(rl.max_requests_per_1_minute),
         "x-ratelimit-limit-tokens": str(rl.max_tokens_per_1_minute),
         "x-ratelimit-remaining-requests": str(max(0, rl.max_requests_per_1_minute - 1)),
-        "x-ratelimit-remaining-tokens": str(
-            max(0, rl.max_tokens_per_1_minute - prompt_tokens - completion_tokens)
-        ),
+        "x-ratelimit-remaining-tokens": str(max(0, rl.max_tokens_per_1_minute - prompt_tokens - completion_tokens)),
         "x-ratelimit-reset-requests": f"{math.ceil(60_000 / max(1, rl.max_requests_per_1_minute))}ms",
         "x-ratelimit-reset-tokens": "6ms",
     }

@@ -44,9 +44,7 @@ RESIDENCIES = frozenset(
     }
 )
 #: Scopes that allow ``POST /v1/chat/completions``. An empty scope list means "all permissions".
-WRITE_SCOPES = frozenset(
-    {"api.all.write", "api.model.request", "model.request", "api.chat.completions.write"}
-)
+WRITE_SCOPES = frozenset({"api.all.write", "api.model.request", "model.request", "api.chat.completions.write"})
 #: Scopes that allow ``GET /v1/models``; every write scope also reads.
 READ_SCOPES = frozenset({"api.all.read", "api.model.read", "model.read"}) | WRITE_SCOPES
 MAX_EXPIRES_IN = 10 * 365 * DAY
@@ -273,9 +271,7 @@ class EmulatorState:
                 out = [i for i in out if self._seq.get(ident(i), 0) < pos]
         return out
 
-    def _record(
-        self, type_: str, project: Project | None, resource_id: str | None, details: dict[str, Any]
-    ) -> None:
+    def _record(self, type_: str, project: Project | None, resource_id: str | None, details: dict[str, Any]) -> None:
         ev = AuditEvent(
             id=self._register(new_id("audit_log-", 20)),
             type=type_,
@@ -339,15 +335,11 @@ class EmulatorState:
     def list_projects(self, include_archived: bool) -> list[Project]:
         return [p for p in self.projects.values() if include_archived or not p.archived]
 
-    def create_project(
-        self, name: str, external_key_id: str | None = None, residency: str | None = None
-    ) -> Project:
+    def create_project(self, name: str, external_key_id: str | None = None, residency: str | None = None) -> Project:
         if not name.strip():
             raise bad_request("Project name must not be empty.", param="name")
         if residency is not None and residency not in RESIDENCIES:
-            raise bad_request(
-                f"Invalid 'residency': '{residency}' is not a supported value.", param="residency"
-            )
+            raise bad_request(f"Invalid 'residency': '{residency}' is not a supported value.", param="residency")
         p = self._new_project(name, external_key_id=external_key_id, residency=residency)
         self._record("project.created", p, p.id, {"id": p.id, "data": {"name": name, "title": name}})
         return p
@@ -362,9 +354,7 @@ class EmulatorState:
         """The project, or 400 if it is archived ("Archived projects cannot be used or updated")."""
         p = self.get_project(project_id)
         if p.archived:
-            raise bad_request(
-                f"Project '{project_id}' is archived and cannot be modified.", param="project_id"
-            )
+            raise bad_request(f"Project '{project_id}' is archived and cannot be modified.", param="project_id")
         return p
 
     def update_project(
@@ -467,9 +457,7 @@ class EmulatorState:
             raise not_found("service account", sa_id, param="service_account_id")
         return sa
 
-    def update_service_account(
-        self, project_id: str, sa_id: str, name: str | None, role: str | None
-    ) -> ServiceAccount:
+    def update_service_account(self, project_id: str, sa_id: str, name: str | None, role: str | None) -> ServiceAccount:
         self.active_project(project_id)
         sa = self.get_service_account(project_id, sa_id)
         changes: dict[str, Any] = {}
@@ -491,9 +479,7 @@ class EmulatorState:
     def delete_service_account(self, project_id: str, sa_id: str) -> ServiceAccount:
         p = self.active_project(project_id)
         sa = self.get_service_account(project_id, sa_id)
-        for key in [
-            k for k in p.api_keys.values() if k.owner_type == "service_account" and k.owner_id == sa.id
-        ]:
+        for key in [k for k in p.api_keys.values() if k.owner_type == "service_account" and k.owner_id == sa.id]:
             self._drop_key(p, key)
         del p.service_accounts[sa.id]
         self._record("service_account.deleted", p, sa.id, {"id": sa.id})
@@ -570,8 +556,7 @@ class EmulatorState:
         key = self.get_key(project_id, key_id)
         if key.owner_type == "service_account" and self.options.reject_service_account_key_delete:
             raise bad_request(
-                "The API key belongs to a service account and cannot be deleted. "
-                "Delete the service account instead.",
+                "The API key belongs to a service account and cannot be deleted. Delete the service account instead.",
                 param="api_key_id",
             )
         self._drop_key(p, key)
@@ -666,9 +651,7 @@ class EmulatorState:
     def list_spend_alerts(self, project_id: str | None) -> list[SpendAlert]:
         return list(self._alerts(project_id, write=False).values())
 
-    def put_spend_alert(
-        self, project_id: str | None, alert_id: str | None, body: dict[str, Any]
-    ) -> SpendAlert:
+    def put_spend_alert(self, project_id: str | None, alert_id: str | None, body: dict[str, Any]) -> SpendAlert:
         alerts = self._alerts(project_id, write=True)
         if alert_id is not None and alert_id not in alerts:
             raise not_found("spend alert", alert_id, param="alert_id")
@@ -712,18 +695,14 @@ class EmulatorState:
     def list_project_users(self, project_id: str) -> list[ProjectUser]:
         return list(self.active_project(project_id).users.values())
 
-    def add_project_user(
-        self, project_id: str, user_id: str | None, email: str | None, role: str
-    ) -> ProjectUser:
+    def add_project_user(self, project_id: str, user_id: str | None, email: str | None, role: str) -> ProjectUser:
         p = self.active_project(project_id)
         if user_id is None and email is None:
             raise bad_request("Provide either 'user_id' or 'email'.", param="user_id")
         if user_id is not None:
             user = self.org_users.get(user_id)
         else:
-            user = next(
-                (u for u in self.org_users.values() if email and u.email.lower() == email.lower()), None
-            )
+            user = next((u for u in self.org_users.values() if email and u.email.lower() == email.lower()), None)
         if user is None:
             raise bad_request(
                 "Users must already be members of the organization to be added to a project.",
@@ -807,14 +786,10 @@ class EmulatorState:
         self.usage.append(UsageRecord(now, key.project_id, key.id, model, input_tokens, output_tokens))
         cost_in, cost_out = token_cost(model, input_tokens, output_tokens)
         self.add_cost(
-            CostRecord(
-                now, key.project_id, key.id, line_item(model, "input"), cost_in, input_tokens, "tokens"
-            )
+            CostRecord(now, key.project_id, key.id, line_item(model, "input"), cost_in, input_tokens, "tokens")
         )
         self.add_cost(
-            CostRecord(
-                now, key.project_id, key.id, line_item(model, "output"), cost_out, output_tokens, "tokens"
-            )
+            CostRecord(now, key.project_id, key.id, line_item(model, "output"), cost_out, output_tokens, "tokens")
         )
         return cost_in + cost_out
 
@@ -852,9 +827,7 @@ class EmulatorState:
         }
 
     @classmethod
-    def from_json(
-        cls, data: dict[str, Any], clock: Clock | None = None, admin_key: str | None = None
-    ) -> EmulatorState:
+    def from_json(cls, data: dict[str, Any], clock: Clock | None = None, admin_key: str | None = None) -> EmulatorState:
         state = cls(clock, admin_key)
         state.clock.offset = float(data.get("clock_offset", 0.0))
         state.org_id = data["org_id"]
@@ -888,9 +861,7 @@ class EmulatorState:
             p.rate_limits = {k: RateLimit(**v) for k, v in raw["rate_limits"].items()}
             p.spend_limit = SpendLimit(**raw["spend_limit"]) if raw["spend_limit"] else None
             p.spend_alerts = {k: SpendAlert(**v) for k, v in raw["spend_alerts"].items()}
-            p.model_permissions = (
-                ModelPermissions(**raw["model_permissions"]) if raw["model_permissions"] else None
-            )
+            p.model_permissions = ModelPermissions(**raw["model_permissions"]) if raw["model_permissions"] else None
             p.users = {k: ProjectUser(**v) for k, v in raw["users"].items()}
             state.projects[p.id] = p
         state.default_project = state.projects[data["default_project_id"]]

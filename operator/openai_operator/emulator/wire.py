@@ -74,17 +74,13 @@ async def json_body(request: web.Request) -> Any:
         ) from exc
 
 
-async def read_body(
-    request: web.Request, fields: Mapping[str, Field], *, strict: bool = True
-) -> dict[str, Any]:
+async def read_body(request: web.Request, fields: Mapping[str, Field], *, strict: bool = True) -> dict[str, Any]:
     """Parse and check a JSON object body against ``fields``; unknown fields are refused when strict."""
     body = await json_body(request)
     return check_object(body, fields, strict=strict)
 
 
-def check_object(
-    body: Any, fields: Mapping[str, Field], *, strict: bool = True, prefix: str = ""
-) -> dict[str, Any]:
+def check_object(body: Any, fields: Mapping[str, Field], *, strict: bool = True, prefix: str = "") -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request(f"Invalid body: expected a JSON object, but got {type_name(body)}.")
     if strict:
@@ -148,9 +144,7 @@ def q_bool(request: web.Request, name: str) -> bool | None:
         return True
     if lowered in ("false", "0"):
         return False
-    raise ApiError(
-        400, f"Invalid '{name}': expected a boolean, but got '{raw}'.", param=name, code="invalid_type"
-    )
+    raise ApiError(400, f"Invalid '{name}': expected a boolean, but got '{raw}'.", param=name, code="invalid_type")
 
 
 def q_list(request: web.Request, name: str, enum: tuple[str, ...] | None = None) -> list[str]:
