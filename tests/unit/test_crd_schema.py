@@ -243,3 +243,63 @@ def test_condition_reason_pattern_admits_every_catalogued_reason() -> None:
     reason_schema = schema_of(load("openaikeys.yaml"))["properties"]["status"]["properties"]["conditions"]["items"]
     pattern = re.compile(reason_schema["properties"]["reason"]["pattern"])
     assert [r.value for r in Reason if not pattern.fullmatch(r.value)] == []
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(full_key_status(), id="a full key status round-trips"),
+        pytest.param(KeyStatus(), id="the initial key status round-trips"),
+    ],
+)
+def test_key_status_round_trips(status: KeyStatus) -> None:
+    """What ``to_patch`` writes, ``from_dict`` reads back unchanged (timestamps in whole seconds)."""
+    assert KeyStatus.from_dict(status.to_patch()) == status
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(full_project_status(), id="a full project status round-trips"),
+        pytest.param(ProjectStatus(), id="the initial project status round-trips"),
+    ],
+)
+def test_project_status_round_trips(status: ProjectStatus) -> None:
+    assert ProjectStatus.from_dict(status.to_patch()) == status
+
+
+def test_status_timestamps_are_rfc3339_utc_with_z() -> None:
+    patch = full_key_status().to_patch()
+    assert patch["createdAt"] == "2026-11-23T12:00:00Z"
+    assert patch["previous"] == [
+        {"keyId": "key_0", "serviceAccountId": "svc_acct_0", "revokeAt": "2026-11-23T12:00:00Z"}
+    ]
+
+
+def test_an_empty_status_reads_as_the_initial_state() -> None:
+    assert KeyStatus.from_dict(None) == KeyStatus()
+    assert ProjectStatus.from_dict({}) == ProjectStatus()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("sk-proj-" + "A" * 48, id="a clear project key"),
+        pytest.param("sk-svcacct-abcdefghijklmnopqrstuvwxyz*", id="a key with a token mask"),
+        pytest.param("not-masked", id="anything without a mask"),
+    ],
+)
+def test_redacted_key_refuses_key_material(value: str) -> None:
+    with pytest.raises(ValueError, match="never the key itself"):
+        KeyStatus(redacted_key=value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("sk-proj-" + "*" * 152 + "excA", id="OpenAI's redacted_value form"),
+        pytest.param("sk-...abcd".replace("...", "…"), id="a shortened hint"),
+    ],
+)
+def test_redacted_key_accepts_masked_values(value: str) -> None:
+    assert KeyStatus(redacted_key=value).redacted_key == value

@@ -413,3 +413,12 @@ class TestKeySpec:
 )
 def test_vault_path_within(path: str, prefix: str, inside: bool) -> None:
     assert vault_path_within(path, prefix) is inside
+
+
+def test_spec_errors_never_echo_key_material() -> None:
+    """A key pasted into the wrong field must not reach conditions or Events through the error."""
+    pasted = "sk-proj-" + "Ab1_" * 10
+    with pytest.raises(SpecError) as caught:
+        parse_key_spec(key_spec(scopes=[pasted]), name="k")
+    assert pasted not in str(caught.value)
+    assert "sk-[REDACTED]" in str(caught.value)
