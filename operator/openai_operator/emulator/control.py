@@ -65,6 +65,7 @@
 from __future__ import annotations
 
 import calendar
+import math
 from datetime import date
 from typing import Any
 
@@ -80,6 +81,7 @@ from .wire import Field, json_body, json_response, read_body
 
 routes = web.RouteTableDef()
 C = "/_emulator"
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 def _ctx(request: web.Request) -> EmulatorContext:
@@ -238,9 +240,11 @@ async def move_clock(request: web.Request) -> web.Response:
     if len(body) != 1:
         raise bad_request("Give exactly one of 'advance_seconds', 'set' or 'to'.")
     if "advance_seconds" in body:
-        ctx.clock.advance(_number(body["advance_seconds"], "advance_seconds"))
+        seconds = _number(body["advance_seconds"], "advance_seconds")
+        _timestamp(ctx.clock.now() + seconds, "advance_seconds")
+        ctx.clock.advance(seconds)
     elif "set" in body:
-        ctx.clock.set(_number(body["set"], "set"))
+        ctx.clock.set(_timestamp(_number(body["set"], "set"), "set"))
     elif body["to"] == "next_day":
         ctx.clock.set(day_start(ctx.clock.now()) + DAY + 1)
     else:
@@ -251,7 +255,16 @@ async def move_clock(request: web.Request) -> web.Response:
 def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_type(name, "a number", value)
+    if not math.isfinite(value) or abs(value) > MAX_TIME:
+        raise bad_request(f"Invalid '{name}': out of range.", param=name)
     return float(value)
+
+
+def _timestamp(value: float, name: str) -> float:
+    """A Unix time the calendar helpers can handle (between 1970 and 9999)."""
+    if not 0 <= value <= MAX_TIME:
+        raise bad_request(f"Invalid '{name}': the clock must stay between 1970 and 9999.", param=name)
+    return value
 
 
 @routes.post(C + "/spend")
@@ -280,7 +293,7 @@ async def add_spend(request: web.Request) -> web.Response:
             raise bad_request("Invalid 'day': expected YYYY-MM-DD.", param="day") from None
         ts = calendar.timegm((d.year, d.month, d.day, 12, 0, 0))
     else:
-        ts = int(_number(day, "day"))
+        ts = int(_timestamp(_number(day, "day"), "day"))
     record = CostRecord(
         ts=ts,
         project_id=p.id,

@@ -11,6 +11,7 @@ which it expires; counters (``matched``, ``injected``) let tests assert that a f
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from typing import Any, Literal
 from .errors import ApiError, bad_request, invalid_type
 
 Distribution = Literal["fixed", "uniform", "normal", "exponential"]
+#: Upper bound for every number in a fault spec (latencies in ms: ten minutes).
+MAX_NUMBER = 600_000
 
 
 @dataclass
@@ -161,6 +164,8 @@ def _number(spec: dict[str, Any], name: str, default: float, lo: float = 0.0, hi
     value = spec.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_type(name, "a number", value)
+    if not math.isfinite(value) or value > MAX_NUMBER:
+        raise bad_request(f"Invalid '{name}': must be a finite number up to {MAX_NUMBER}.", param=name)
     if value < lo or (hi is not None and value > hi):
         raise bad_request(f"Invalid '{name}': must be between {lo} and {hi}.", param=name)
     return float(value)

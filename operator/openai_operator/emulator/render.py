@@ -20,6 +20,7 @@ from .state import (
     Project,
     ProjectUser,
     RateLimit,
+    Role,
     ServiceAccount,
     SpendAlert,
     SpendLimit,
@@ -41,6 +42,25 @@ def cursor_list(items: Sequence[T], render: Callable[[T], dict[str, Any]], *, li
         "first_id": page[0]["id"] if page else None,
         "last_id": page[-1]["id"] if page else None,
         "has_more": len(items) > limit,
+    }
+
+
+def next_list(items: Sequence[T], render: Callable[[T], dict[str, Any]], *, limit: int) -> dict[str, Any]:
+    """The "next"-cursor list envelope (roles, groups): the client sends ``after=<next>``."""
+    page = [render(i) for i in items[:limit]]
+    more = len(items) > limit
+    return {"object": "list", "data": page, "has_more": more, "next": page[-1]["id"] if more and page else None}
+
+
+def role(r: Role) -> dict[str, Any]:
+    return {
+        "object": "role",
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "permissions": list(r.permissions),
+        "resource_type": r.resource_type,
+        "predefined_role": True,
     }
 
 

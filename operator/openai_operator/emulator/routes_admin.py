@@ -11,7 +11,7 @@ from aiohttp import web
 from . import render, reports
 from .context import CTX
 from .errors import ApiError, bad_request
-from .state import RATE_LIMIT_FIELDS, EmulatorState
+from .state import ORG_ROLES, PROJECT_ROLES, RATE_LIMIT_FIELDS, EmulatorState, Role
 from .wire import Field, check_object, json_response, q_bool, q_int, q_limit, q_list, q_str, read_body
 
 routes = web.RouteTableDef()
@@ -436,6 +436,37 @@ async def list_org_users(request: web.Request) -> web.Response:
 @routes.get("/v1/organization/users/{user_id}")
 async def retrieve_org_user(request: web.Request) -> web.Response:
     return json_response(render.org_user(_state(request).get_org_user(request.match_info["user_id"])))
+
+
+# ---------------------------------------------------------------- predefined roles ("next"-cursor lists)
+
+
+def _roles_page(request: web.Request, roles: tuple[Role, ...]) -> web.Response:
+    limit = q_limit(request, 1000, 1000)
+    order = q_str(request, "order") or "asc"
+    if order not in ("asc", "desc"):
+        raise ApiError(
+            400, f"Invalid value: '{order}'. Supported values are: 'asc', 'desc'.", param="order", code="invalid_value"
+        )
+    items = list(roles) if order == "asc" else list(reversed(roles))
+    after = q_str(request, "after")
+    if after is not None:
+        ids = [r.id for r in items]
+        if after not in ids:
+            raise bad_request(f"Invalid 'after': no role with id '{after}'.", param="after")
+        items = items[ids.index(after) + 1 :]
+    return json_response(render.next_list(items, render.role, limit=limit))
+
+
+@routes.get("/v1/organization/roles")
+async def list_org_roles(request: web.Request) -> web.Response:
+    return _roles_page(request, ORG_ROLES)
+
+
+@routes.get("/v1/projects/{project_id}/roles")
+async def list_project_roles(request: web.Request) -> web.Response:
+    _state(request).get_project(_pid(request))
+    return _roles_page(request, PROJECT_ROLES)
 
 
 # ---------------------------------------------------------------- costs, usage, audit logs

@@ -50,6 +50,45 @@ READ_SCOPES = frozenset({"api.all.read", "api.model.read", "model.read"}) | WRIT
 MAX_EXPIRES_IN = 10 * 365 * DAY
 
 
+@dataclass(frozen=True)
+class Role:
+    """A predefined role. Custom RBAC is not emulated; the lists exist for the "next"-cursor envelope."""
+
+    id: str
+    name: str
+    description: str
+    permissions: tuple[str, ...]
+    resource_type: str
+
+
+ORG_ROLES = (
+    Role(
+        "role_org_owner",
+        "owner",
+        "Full access to the organization.",
+        ("api.management.read", "api.management.write", "api.usage.read"),
+        "api.organization",
+    ),
+    Role(
+        "role_org_reader",
+        "reader",
+        "Read-only access to the organization.",
+        ("api.management.read", "api.usage.read"),
+        "api.organization",
+    ),
+)
+PROJECT_ROLES = (
+    Role(
+        "role_project_owner",
+        "owner",
+        "Manage the project and its keys.",
+        ("api.model.request", "api.management.write"),
+        "api.project",
+    ),
+    Role("role_project_member", "member", "Use the project's models.", ("api.model.request",), "api.project"),
+)
+
+
 @dataclass
 class ApiKey:
     id: str

@@ -60,13 +60,18 @@ def _check_type(name: str, field: Field, value: Any) -> None:
         )
 
 
+def _reject_constant(name: str) -> Any:
+    """``NaN``/``Infinity`` are not JSON; Python's parser accepts them unless told otherwise."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 async def json_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise bad_request(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
             "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
