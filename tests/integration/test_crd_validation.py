@@ -473,6 +473,7 @@ def test_project_id_is_immutable_once_set(kubectl: Kubectl, ns: str, change: dic
         result = kubectl("replace", "-f", "-", input=json.dumps(changed), check=False)
         assert result.returncode != 0
         assert message in result.stderr
+        assert "proj_first" in result.stderr, "the message should say what the id is"
         assert get(kubectl, manifest, ns)["spec"]["projectId"] == "proj_first"
     finally:
         delete(kubectl, manifest, ns)
@@ -498,7 +499,7 @@ def test_project_ref_is_immutable(kubectl: Kubectl, ns: str) -> None:
             "patch", "openaikey", manifest["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch, check=False
         )
         assert result.returncode != 0
-        assert "spec.projectRef.name is immutable" in result.stderr
+        assert "spec.projectRef.name is immutable (it is team-a)" in result.stderr
     finally:
         delete(kubectl, manifest, ns)
 
