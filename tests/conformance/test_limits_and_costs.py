@@ -116,3 +116,31 @@ async def test_costs_paging_and_control_spend_on_a_given_day(
         )
         amounts += [r.amount.value for b in page.data for r in b.results]  # type: ignore[union-attr]
     assert amounts == pytest.approx([1.25, 2.5, 3.75, 5.0, 6.25])
+
+
+async def test_token_and_daily_limits_and_rate_limit_headers(
+    admin: openai.AsyncOpenAI, sdk: ClientFactory, mint: Minter, control: httpx.AsyncClient
+) -> None:
+    pid, _sa, value = await mint()
+    rls = admin.admin.organization.projects.rate_limits
+    await rls.update_rate_limit("rl-gpt-4o", project_id=pid, max_tokens_per_1_minute=30)
+    await rls.update_rate_limit("rl-gpt-4o-mini", project_id=pid, max_requests_per_1_day=2)
+    client = sdk(api_key=value)
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=CHAT)  # type: ignore[arg-type]
+    used = raw.parse().usage
+    assert used is not None
+    assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 30 - used.total_tokens
+    with pytest.raises(openai.RateLimitError) as info:
+        await client.chat.completions.create(model="gpt-4o", messages=CHAT)  # type: ignore[arg-type]
+    assert info.value.body["type"] == "tokens"  # type: ignore[index]
+    first = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    second = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    assert int(first.headers["x-ratelimit-remaining-requests"]) - 1 == int(
+        second.headers["x-ratelimit-remaining-requests"]
+    )
+    await control.post("/_emulator/clock", json={"advance_seconds": 120})
+    with pytest.raises(openai.RateLimitError) as info:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    assert "requests per day" in info.value.message
+    await control.post("/_emulator/clock", json={"advance_seconds": 86_400})
+    await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]

@@ -147,27 +147,29 @@ async def chat_completions(request: web.Request) -> web.Response:
         reply, finish = reply[: max(1, cap) * 4], "length"
     prompt_tokens = sum(estimate_tokens(t) + 3 for t in texts) + 3
     completion_tokens = estimate_tokens(reply)
-    refused = state.check_rate_limit(p, model, prompt_tokens + completion_tokens)
-    if refused is not None:
-        rl, used, retry = refused
+    used_tokens = prompt_tokens + completion_tokens
+    decision = state.check_rate_limit(p, model, used_tokens)
+    rl = decision.limit
+    if decision.refused is not None:
+        what, limit, used, retry = decision.refused
         raise ApiError(
             429,
-            f"Rate limit reached for {model} in project {p.id} on requests per min (RPM): "
-            f"Limit {rl.max_requests_per_1_minute}, Used {used}, Requested 1. Please try again in {retry}s.",
-            type="requests",
+            f"Rate limit reached for {model} in project {p.id} on {what}: Limit {limit}, Used {used}, "
+            f"Requested {1 if 'requests' in what else used_tokens}. "
+            f"Please try again in {retry}s.",
+            type="tokens" if "tokens" in what else "requests",
             code="rate_limit_exceeded",
             headers={"Retry-After": str(retry)},
         )
     state.record_completion(key, model, prompt_tokens, completion_tokens)
     digest = hashlib.sha256(f"{key.id}:{state.now()}:{len(state.usage)}".encode()).hexdigest()[:29]
-    rl = p.rate_limits[f"rl-{model}"]
     headers = {
         "x-ratelimit-limit-requests": str(rl.max_requests_per_1_minute),
         "x-ratelimit-limit-tokens": str(rl.max_tokens_per_1_minute),
-        "x-ratelimit-remaining-requests": str(max(0, rl.max_requests_per_1_minute - 1)),
-        "x-ratelimit-remaining-tokens": str(max(0, rl.max_tokens_per_1_minute - prompt_tokens - completion_tokens)),
+        "x-ratelimit-remaining-requests": str(decision.remaining_requests),
+        "x-ratelimit-remaining-tokens": str(decision.remaining_tokens),
         "x-ratelimit-reset-requests": f"{math.ceil(60_000 / max(1, rl.max_requests_per_1_minute))}ms",
-        "x-ratelimit-reset-tokens": "6ms",
+        "x-ratelimit-reset-tokens": f"{math.ceil(60_000 * used_tokens / max(1, rl.max_tokens_per_1_minute))}ms",
     }
     return json_response(
         {

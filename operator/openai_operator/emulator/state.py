@@ -250,6 +250,24 @@ class Options:
     scope_error_status: int = 401
 
 
+@dataclass
+class _Window:
+    """Recent admitted requests of one (project, model): (time, tokens) for a minute, times for a day."""
+
+    minute: deque[tuple[float, int]] = field(default_factory=deque)
+    minute_tokens: int = 0
+    day: deque[float] = field(default_factory=deque)
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    limit: RateLimit
+    #: ``None`` when admitted, else (which limit, its value, amount used, retry-after seconds).
+    refused: tuple[str, int, int, int] | None
+    remaining_requests: int
+    remaining_tokens: int
+
+
 T = TypeVar("T")
 
 
@@ -272,7 +290,7 @@ class EmulatorState:
         self._next_seq = 0
         self._key_by_value: dict[str, ApiKey] = {}
         self._daily_cost: dict[tuple[str, int], float] = {}
-        self._windows: dict[tuple[str, str], deque[tuple[float, int]]] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
         self.owner = self.add_org_user("owner@example.com", "Emulator Owner", role="owner")
         self.default_project = self._new_project("Default project", is_default=True)
 
@@ -793,30 +811,39 @@ class EmulatorState:
             return False
         return self.month_to_date_usd(p.id) * 100 >= p.spend_limit.threshold_amount
 
-    def check_rate_limit(self, p: Project, model: str, tokens: int) -> tuple[RateLimit, int, int] | None:
-        """Admit one request (``None``) or refuse it: (limit, requests used, retry-after seconds).
+    def check_rate_limit(self, p: Project, model: str, tokens: int) -> RateDecision:
+        """Admit one request of ``tokens`` tokens against the project's limits for ``model``, or refuse it.
 
-        Windows are sliding (60 s for per-minute limits, a day for per-day limits) on the emulator
-        clock, so a test can empty them by advancing the clock instead of sleeping.
+        Windows are sliding (60 s for the per-minute limits, a day for the per-day one) on the
+        emulator clock, so a test can empty them by advancing the clock instead of sleeping. Each
+        window is a deque trimmed from the left, so a check costs O(expired entries), not O(window).
         """
-        rl = p.rate_limits.get(f"rl-{model}")
-        if rl is None:
-            return None
+        rl = p.rate_limits[f"rl-{model}"]
+        w = self._windows.setdefault((p.id, model), _Window())
         now = self.clock.now()
-        window = self._windows.setdefault((p.id, model), deque())
-        horizon = DAY if rl.max_requests_per_1_day is not None else 60
-        while window and window[0][0] <= now - horizon:
-            window.popleft()
-        minute = [(t, n) for t, n in window if t > now - 60]
-        retry = max(1, math.ceil(minute[0][0] + 60 - now)) if minute else 1
-        if len(minute) >= rl.max_requests_per_1_minute:
-            return rl, len(minute), retry
-        if sum(n for _, n in minute) + tokens > rl.max_tokens_per_1_minute:
-            return rl, len(minute), retry
-        if rl.max_requests_per_1_day is not None and len(window) >= rl.max_requests_per_1_day:
-            return rl, len(window), max(1, math.ceil(window[0][0] + DAY - now))
-        window.append((now, tokens))
-        return None
+        while w.minute and w.minute[0][0] <= now - 60:
+            w.minute_tokens -= w.minute.popleft()[1]
+        while w.day and w.day[0] <= now - DAY:
+            w.day.popleft()
+        minute_retry = max(1, math.ceil(w.minute[0][0] + 60 - now)) if w.minute else 1
+        refusal: tuple[str, int, int, int] | None = None
+        if len(w.minute) >= rl.max_requests_per_1_minute:
+            refusal = ("requests per min (RPM)", rl.max_requests_per_1_minute, len(w.minute), minute_retry)
+        elif w.minute_tokens + tokens > rl.max_tokens_per_1_minute:
+            refusal = ("tokens per min (TPM)", rl.max_tokens_per_1_minute, w.minute_tokens, minute_retry)
+        elif rl.max_requests_per_1_day is not None and len(w.day) >= rl.max_requests_per_1_day:
+            retry = max(1, math.ceil(w.day[0] + DAY - now)) if w.day else 1
+            refusal = ("requests per day (RPD)", rl.max_requests_per_1_day, len(w.day), retry)
+        if refusal is None:
+            w.minute.append((now, tokens))
+            w.minute_tokens += tokens
+            w.day.append(now)
+        return RateDecision(
+            limit=rl,
+            refused=refusal,
+            remaining_requests=max(0, rl.max_requests_per_1_minute - len(w.minute)),
+            remaining_tokens=max(0, rl.max_tokens_per_1_minute - w.minute_tokens),
+        )
 
     def record_completion(self, key: ApiKey, model: str, input_tokens: int, output_tokens: int) -> float:
         """Charge one call to its key and project; returns the USD cost."""
