@@ -152,3 +152,19 @@ def test_reasons_are_camel_case_and_unique() -> None:
     values = [r.value for r in Reason]
     assert len(values) == len(set(values))
     assert all(v[0].isupper() and v.isalnum() for v in values)
+
+
+def test_status_views_set_conditions_without_touching_other_fields() -> None:
+    from openai_operator.model.status import KeyStatus, ProjectStatus
+
+    key = KeyStatus(revision=3, conditions=(ready("True"),))
+    updated = key.with_condition(READY, True, Reason.ISSUED, "again", 4, T1)
+    assert updated.revision == 3
+    assert updated.condition(READY) == Condition(READY, "True", "Issued", "again", T0, 4)
+    assert key.condition(READY) == ready("True")
+
+    project = ProjectStatus().with_condition(
+        ConditionType.RATE_LIMITS_SYNCED, False, Reason.RATE_LIMITS_FAILED, "", 1, T1
+    )
+    assert project.condition(ConditionType.RATE_LIMITS_SYNCED) is not None
+    assert project.condition(READY) is None

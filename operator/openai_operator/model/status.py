@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from openai_operator.model.conditions import Condition, conditions_from_list, conditions_to_list
+from openai_operator.model.conditions import (
+    Condition,
+    ConditionStatus,
+    conditions_from_list,
+    conditions_to_list,
+    get_condition,
+    set_condition,
+)
 from openai_operator.model.timestamps import format_time, parse_time
 
 __all__ = [
@@ -130,17 +137,13 @@ class Destinations:
             secret=SecretDestinationStatus(str(secret["name"]), _str(secret, "fingerprint"))
             if secret.get("name")
             else None,
-            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version"))
-            if vault.get("path")
-            else None,
+            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version")) if vault.get("path") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Render for a status patch; an absent destination is ``None`` (cleared)."""
         return {
-            "secret": {"name": self.secret.name, "fingerprint": self.secret.fingerprint}
-            if self.secret
-            else None,
+            "secret": {"name": self.secret.name, "fingerprint": self.secret.fingerprint} if self.secret else None,
             "vault": {"path": self.vault.path, "version": self.vault.version} if self.vault else None,
         }
 
@@ -226,6 +229,23 @@ class KeyStatus:
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
         )
+
+    def condition(self, type: str) -> Condition | None:
+        """The condition of ``type``, or ``None``."""
+        return get_condition(self.conditions, type)
+
+    def with_condition(
+        self,
+        type: str,
+        status: bool | ConditionStatus,
+        reason: str,
+        message: str,
+        observed_generation: int | None,
+        now: datetime,
+    ) -> KeyStatus:
+        """A copy with one condition set through :func:`~openai_operator.model.conditions.set_condition`."""
+        updated = set_condition(self.conditions, type, status, reason, message, observed_generation, now)
+        return replace(self, conditions=tuple(updated))
 
     def to_patch(self) -> dict[str, Any]:
         """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
@@ -329,6 +349,23 @@ class ProjectStatus:
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
         )
+
+    def condition(self, type: str) -> Condition | None:
+        """The condition of ``type``, or ``None``."""
+        return get_condition(self.conditions, type)
+
+    def with_condition(
+        self,
+        type: str,
+        status: bool | ConditionStatus,
+        reason: str,
+        message: str,
+        observed_generation: int | None,
+        now: datetime,
+    ) -> ProjectStatus:
+        """A copy with one condition set through :func:`~openai_operator.model.conditions.set_condition`."""
+        updated = set_condition(self.conditions, type, status, reason, message, observed_generation, now)
+        return replace(self, conditions=tuple(updated))
 
     def to_patch(self) -> dict[str, Any]:
         """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
