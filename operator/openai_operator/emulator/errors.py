@@ -55,6 +55,17 @@ def invalid_type(param: str, expected: str, value: object) -> ApiError:
     )
 
 
+def invalid_value(param: str, value: object, choices: tuple[str, ...]) -> ApiError:
+    """A value outside an enum, listing the accepted ones."""
+    listed = ", ".join(f"'{c}'" for c in choices)
+    return ApiError(
+        400,
+        f"Invalid value for '{param}': '{value}'. Supported values are: {listed}.",
+        param=param,
+        code="invalid_value",
+    )
+
+
 def type_name(value: object) -> str:
     """Name a JSON value the way OpenAI's validation messages do ("an integer", "a string")."""
     if value is None:

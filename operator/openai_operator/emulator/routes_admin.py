@@ -12,7 +12,7 @@ from . import render, reports
 from .context import CTX
 from .errors import ApiError, bad_request
 from .state import ORG_ROLES, PROJECT_ROLES, RATE_LIMIT_FIELDS, EmulatorState, Role
-from .wire import Field, check_object, json_response, q_bool, q_int, q_limit, q_list, q_str, read_body
+from .wire import Field, check_object, json_response, q_bool, q_enum, q_int, q_limit, q_list, q_str, read_body
 
 routes = web.RouteTableDef()
 P = "/v1/organization/projects"
@@ -165,14 +165,7 @@ KEYS = P + "/{project_id}/api_keys"
 async def list_api_keys(request: web.Request) -> web.Response:
     state = _state(request)
     limit = q_limit(request, 20, 100)
-    access = q_str(request, "owner_project_access")
-    if access not in (None, "active", "inactive", "any"):
-        raise ApiError(
-            400,
-            f"Invalid value: '{access}'. Supported values are: 'active', 'inactive', 'any'.",
-            param="owner_project_access",
-            code="invalid_value",
-        )
+    access = q_enum(request, "owner_project_access", ("active", "inactive", "any"))
     items = state.page(state.list_keys(_pid(request), access), lambda k: k.id, after=q_str(request, "after"))
     return json_response(render.cursor_list(items, lambda k: render.api_key(state, k), limit=limit))
 
@@ -289,14 +282,7 @@ async def list_spend_alerts(request: web.Request) -> web.Response:
     state = _state(request)
     pid, scope = _alert_scope(request)
     limit = q_limit(request, 20, 100, lo=0)
-    order = q_str(request, "order") or "asc"
-    if order not in ("asc", "desc"):
-        raise ApiError(
-            400,
-            f"Invalid value: '{order}'. Supported values are: 'asc', 'desc'.",
-            param="order",
-            code="invalid_value",
-        )
+    order = q_enum(request, "order", ("asc", "desc"), "asc")
     alerts = state.list_spend_alerts(pid)
     descending = order == "desc"
     if descending:
@@ -443,11 +429,7 @@ async def retrieve_org_user(request: web.Request) -> web.Response:
 
 def _roles_page(request: web.Request, roles: tuple[Role, ...]) -> web.Response:
     limit = q_limit(request, 1000, 1000)
-    order = q_str(request, "order") or "asc"
-    if order not in ("asc", "desc"):
-        raise ApiError(
-            400, f"Invalid value: '{order}'. Supported values are: 'asc', 'desc'.", param="order", code="invalid_value"
-        )
+    order = q_enum(request, "order", ("asc", "desc"), "asc")
     items = list(roles) if order == "asc" else list(reversed(roles))
     after = q_str(request, "after")
     if after is not None:
@@ -493,15 +475,8 @@ def _bucket_query(
 
 
 def _width(request: web.Request, allowed: tuple[str, ...]) -> str:
-    width = q_str(request, "bucket_width") or "1d"
-    if width not in allowed:
-        choices = ", ".join(f"'{c}'" for c in allowed)
-        raise ApiError(
-            400,
-            f"Invalid value: '{width}'. Supported values are: {choices}.",
-            param="bucket_width",
-            code="invalid_value",
-        )
+    width = q_enum(request, "bucket_width", allowed, "1d")
+    assert width is not None
     return width
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from .errors import ApiError, bad_request, invalid_type, type_name
+from .errors import ApiError, bad_request, invalid_type, invalid_value, type_name
 
 Kind = Literal["str", "int", "bool", "str_list", "object", "any"]
 _EXPECTED = {
@@ -51,13 +51,7 @@ def _check_type(name: str, field: Field, value: Any) -> None:
     if not ok:
         raise invalid_type(name, _EXPECTED[field.kind], value)
     if field.enum is not None and value not in field.enum:
-        choices = ", ".join(f"'{c}'" for c in field.enum)
-        raise ApiError(
-            400,
-            f"Invalid value: '{value}'. Supported values are: {choices}.",
-            param=name,
-            code="invalid_value",
-        )
+        raise invalid_value(name, value, field.enum)
 
 
 def _reject_constant(name: str) -> Any:
@@ -140,6 +134,15 @@ def q_limit(request: web.Request, default: int, hi: int, lo: int = 1) -> int:
     return value
 
 
+def q_enum(request: web.Request, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+    value = q_str(request, name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise invalid_value(name, value, choices)
+    return value
+
+
 def q_bool(request: web.Request, name: str) -> bool | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
@@ -158,11 +161,7 @@ def q_list(request: web.Request, name: str, enum: tuple[str, ...] | None = None)
     if enum is not None:
         for v in values:
             if v not in enum:
-                choices = ", ".join(f"'{c}'" for c in enum)
-                raise ApiError(
-                    400, f"Invalid value for '{name}': '{v}'. Supported values are: {choices}.", param=name,
-                    code="invalid_value",
-                )  # fmt: skip
+                raise invalid_value(name, v, enum)
     return values
 
 
