@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from openai_operator.model import resources
+from openai_operator.model import resources, specs
 from openai_operator.model.conditions import Condition
 from openai_operator.model.durations import DURATION_PATTERN
 from openai_operator.model.status import (
@@ -138,6 +138,34 @@ def test_duration_patterns_match_the_parser(file: str) -> None:
     assert durations
     for path, node in durations:
         assert node["pattern"] == DURATION_PATTERN, path
+
+
+SHARED_PATTERNS = [
+    ("openaikeys.yaml", "openaikey.spec.projectRef.name", specs.DNS_SUBDOMAIN_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.secret.name", specs.DNS_SUBDOMAIN_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.rotation.restartTargets[].name", specs.DNS_SUBDOMAIN_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.secret.keys.apiKey", specs.ENV_NAME_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.secret.keys.projectId", specs.ENV_NAME_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.secret.keys.baseURL", specs.ENV_NAME_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.scopes[]", specs.SCOPE_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.vault.mount", specs.VAULT_PATH_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.vault.path", specs.VAULT_PATH_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.vault.field", specs.VAULT_FIELD_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.rotation.schedule", specs.CRON_PATTERN),
+    ("openaiprojects.yaml", "openaiproject.spec.projectId", specs.PROJECT_ID_PATTERN),
+    ("openaiprojects.yaml", "openaiproject.spec.rateLimits[].model", specs.MODEL_PATTERN),
+    ("openaiprojects.yaml", "openaiproject.spec.keyPolicy.allowedNamespaces.names[]", specs.DNS_LABEL_PATTERN),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "path", "pattern"),
+    [pytest.param(*case, id=f"{case[1]} uses the parser's pattern") for case in SHARED_PATTERNS],
+)
+def test_patterns_match_the_parser(file: str, path: str, pattern: str) -> None:
+    """What the apiserver admits, ``parse_key_spec``/``parse_project_spec`` admit too, and vice versa."""
+    nodes = dict(walk(schema_of(load(file)), kind_path(file)))
+    assert nodes[path]["pattern"] == pattern
 
 
 @pytest.mark.parametrize("file", sorted(CRD_FILES), ids=lambda f: f"CEL rules of {f} carry a message")

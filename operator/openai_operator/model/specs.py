@@ -58,16 +58,30 @@ DEFAULT_GRACE_PERIOD = timedelta(hours=1)
 MIN_ROTATION_INTERVAL = timedelta(seconds=10)
 """Shortest ``rotation.every`` accepted; short enough for demos, long enough not to hammer the API."""
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
-_SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]*$")
-_PROJECT_ID = re.compile(r"^proj_[A-Za-z0-9_-]+$")
-_VAULT_MOUNT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$")
-_VAULT_PATH = _VAULT_MOUNT
-_VAULT_FIELD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([^\s]+ ){4}[^\s]+)$")
+# The same regular expressions appear as ``pattern`` in crds/*.yaml; tests/unit/test_crd_schema.py
+# keeps the two in step.
+
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+SCOPE_PATTERN = r"^[a-z][a-z0-9_.:-]*$"
+PROJECT_ID_PATTERN = r"^proj_[A-Za-z0-9_-]+$"
+VAULT_PATH_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
+"""Vault mounts and paths: relative, no empty, ``.`` or ``..`` segments."""
+VAULT_FIELD_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?/,#-]+ ){4}[0-9A-Za-z*?/,#-]+)$"
+"""Shape of a 5-field cron expression or macro; ``croniter`` then checks the values."""
+
+_DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
+_DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_MODEL = re.compile(MODEL_PATTERN)
+_SCOPE = re.compile(SCOPE_PATTERN)
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+_VAULT_PATH = re.compile(VAULT_PATH_PATTERN)
+_VAULT_FIELD = re.compile(VAULT_FIELD_PATTERN)
+_CRON = re.compile(CRON_PATTERN)
 _RESERVED_PREFIX = "openai.operator.dev/"
 
 
@@ -278,7 +292,7 @@ class SecretDestination(SpecModel):
 class VaultDestination(SpecModel):
     """``spec.vault``: a KV v2 secret; ``path`` must stay under the operator's prefix for the namespace."""
 
-    mount: Annotated[str, _matching(_VAULT_MOUNT, "Vault mount", 128)] = "secret"
+    mount: Annotated[str, _matching(_VAULT_PATH, "Vault mount", 128)] = "secret"
     path: Annotated[str, _matching(_VAULT_PATH, "Vault path", 512)]
     field: Annotated[str, _matching(_VAULT_FIELD, "Vault field name", 128)] = "api_key"
 
@@ -309,9 +323,7 @@ class Rotation(SpecModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and (
-            len(value) > 128 or not _CRON.fullmatch(value) or not croniter.is_valid(value)
-        ):
+        if value is not None and (len(value) > 128 or not _CRON.fullmatch(value) or not croniter.is_valid(value)):
             raise ValueError(f"{value!r} is not a 5-field cron expression such as '0 3 * * 1'")
         return value
 
@@ -396,14 +408,14 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _raise_spec_error(exc: ValidationError, prefix: str = "spec") -> None:
+def _spec_error(exc: ValidationError, prefix: str = "spec") -> SpecError:
+    """The first validation error as a :class:`SpecError` naming its field path."""
     error = exc.errors(include_url=False)[0]
     loc = tuple(error["loc"])
     raw = error.get("ctx", {}).get("error")
     if isinstance(raw, _FieldError):
-        raise SpecError(_path(prefix, (*loc, raw.field)), raw.detail) from None
-    message = str(error["msg"]).removeprefix("Value error, ")
-    raise SpecError(_path(prefix, loc), message) from None
+        return SpecError(_path(prefix, (*loc, raw.field)), raw.detail)
+    return SpecError(_path(prefix, loc), str(error["msg"]).removeprefix("Value error, "))
 
 
 def _as_mapping(spec: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -428,8 +440,7 @@ def parse_project_spec(spec: Mapping[str, Any] | None, *, name: str) -> ProjectS
     try:
         return ProjectSpec.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
-        _raise_spec_error(exc)
-        raise  # pragma: no cover - _raise_spec_error always raises
+        raise _spec_error(exc) from None
 
 
 def parse_key_spec(spec: Mapping[str, Any] | None, *, name: str) -> KeySpec:
@@ -441,8 +452,7 @@ def parse_key_spec(spec: Mapping[str, Any] | None, *, name: str) -> KeySpec:
     try:
         return KeySpec.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
-        _raise_spec_error(exc)
-        raise  # pragma: no cover - _raise_spec_error always raises
+        raise _spec_error(exc) from None
 
 
 def vault_path_within(path: str, prefix: str) -> bool:
