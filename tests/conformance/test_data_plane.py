@@ -20,6 +20,9 @@ async def test_minted_key_works_then_fails_after_service_account_delete(
     client = sdk(api_key=value)
     models = await client.models.list()
     assert "gpt-4o-mini" in [m.id for m in models.data]
+    assert (await client.models.retrieve("gpt-4o-mini")).owned_by == "system"
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("gpt-0")
     first = await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
     again = await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
     assert first.choices[0].message.content == again.choices[0].message.content, "replies are deterministic"
