@@ -352,6 +352,10 @@ VALID: list[Any] = [
         id="a key with only a Vault destination is accepted",
     ),
     pytest.param(
+        key(key_spec(rotation={"every": "0.5h", "gracePeriod": "1m500ms"})),
+        id="fractional and millisecond durations are accepted like Go parses them",
+    ),
+    pytest.param(
         key(key_spec(rotation={"schedule": "30 3 * * MON-FRI", "timeZone": "Europe/Berlin", "gracePeriod": "15m"})),
         id="a key rotated on a cron schedule in a time zone is accepted",
     ),
