@@ -72,10 +72,10 @@ def _truthy(name: str) -> bool:
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """The Kubernetes control plane for the whole session."""
     if _truthy("OPENAI_OPERATOR_TEST_EXISTING_CLUSTER"):
-        kubeconfig = os.environ.get("KUBECONFIG")
-        if not kubeconfig:
+        existing = os.environ.get("KUBECONFIG")
+        if not existing:
             pytest.fail("OPENAI_OPERATOR_TEST_EXISTING_CLUSTER is set but KUBECONFIG is not")
-        yield KubeCluster(kubeconfig=Path(kubeconfig), bin_dir=None)
+        yield KubeCluster(kubeconfig=Path(existing), bin_dir=None)
         return
     stack = Stack(tmp_path_factory.mktemp("kube"), with_vault=False, with_emulator=False)
     try:

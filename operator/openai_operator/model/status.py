@@ -181,6 +181,7 @@ class KeySpend:
 class KeyStatus:
     """``OpenAIKey.status``. ``revision`` 0 means nothing has been issued yet."""
 
+    project_id: str | None = None
     service_account_id: str | None = None
     key_id: str | None = None
     redacted_key: str | None = None
@@ -210,6 +211,7 @@ class KeyStatus:
         raw = raw or {}
         spend = _mapping(raw, "spend")
         return cls(
+            project_id=_str(raw, "projectId"),
             service_account_id=_str(raw, "serviceAccountId"),
             key_id=_str(raw, "keyId"),
             redacted_key=_str(raw, "redactedKey"),
@@ -250,6 +252,7 @@ class KeyStatus:
     def to_patch(self) -> dict[str, Any]:
         """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
         return {
+            "projectId": self.project_id,
             "serviceAccountId": self.service_account_id,
             "keyId": self.key_id,
             "redactedKey": self.redacted_key,
