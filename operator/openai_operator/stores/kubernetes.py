@@ -1,0 +1,365 @@
+"""Deliver a key to a Kubernetes Secret in the OpenAIKey's namespace.
+
+Ownership is the ``openai.operator.dev/owner-uid`` label: a Secret carrying this owner's uid is ours
+to update and delete; a Secret of the same name without it (or with another uid) is someone else's
+and is never touched (:class:`~openai_operator.errors.DestinationConflictError`). The Secret also
+gets an ownerReference to the OpenAIKey, so Kubernetes garbage collection removes it with the key
+even if the operator is not running.
+
+Updates are a ``replace`` carrying the ``resourceVersion`` that was read, so a concurrent edit makes
+the write fail with a conflict instead of being overwritten; and a write whose result would equal
+what is stored is skipped. Labels and annotations that others put on the Secret are kept; ours
+(``openai.operator.dev/*``) are set exactly; labels and annotations from ``spec.secret`` are set,
+and one removed from the spec stays on the Secret until the Secret is recreated.
+
+The ``kubernetes`` client is synchronous, so every call runs in a thread (``asyncio.to_thread``).
+Its ``ApiException`` text can echo the Secret's data, so errors keep only the status and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, TypeVar
+
+import structlog
+import urllib3.exceptions
+from kubernetes.client import CoreV1Api, V1DeleteOptions, V1Preconditions
+from kubernetes.client.exceptions import ApiException
+
+from openai_operator.errors import (
+    ConflictError,
+    DestinationConflictError,
+    NotFoundError,
+    OperatorError,
+    PermanentError,
+    TransientError,
+)
+from openai_operator.model.specs import SecretDestination
+from openai_operator.secretvalue import fingerprint
+from openai_operator.stores.base import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    KeyMaterial,
+    Observed,
+    Owner,
+    WriteResult,
+)
+
+__all__ = [
+    "ANNOTATION_KEY_ID",
+    "ANNOTATION_REVISION",
+    "LABEL_KEY",
+    "LABEL_OWNER_UID",
+    "OWNER_API_VERSION",
+    "OWNER_KIND",
+    "KubernetesSecretStore",
+    "classify_api_exception",
+    "is_owned_by",
+    "label_value",
+    "owner_reference",
+    "secret_body",
+    "secret_data",
+    "updated_body",
+]
+
+log = structlog.get_logger(__name__)
+
+RESERVED_PREFIX: Final = "openai.operator.dev/"
+LABEL_KEY: Final = "openai.operator.dev/key"
+LABEL_OWNER_UID: Final = "openai.operator.dev/owner-uid"
+ANNOTATION_KEY_ID: Final = "openai.operator.dev/key-id"
+ANNOTATION_REVISION: Final = "openai.operator.dev/revision"
+OWNER_API_VERSION: Final = "openai.operator.dev/v1alpha1"
+OWNER_KIND: Final = "OpenAIKey"
+OPAQUE: Final = "Opaque"
+
+_LABEL_VALUE_MAX: Final = 63
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+T = TypeVar("T")
+
+
+# --- pure body building -------------------------------------------------------------------------
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value: unchanged if it fits, else shortened with a digest suffix.
+
+    OpenAIKey names are DNS subdomains (up to 253 characters), label values at most 63.
+    """
+    if len(text) <= _LABEL_VALUE_MAX and _LABEL_VALUE.fullmatch(text):
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    head = re.sub(r"[^-A-Za-z0-9_.]", "-", text)[: _LABEL_VALUE_MAX - len(digest) - 1].strip("-_.")
+    return f"{head}-{digest}" if head else digest
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def secret_data(destination: SecretDestination, material: KeyMaterial) -> dict[str, str]:
+    """The Secret's ``data`` (base64): key, project id, and the base URL only when one is set."""
+    keys = destination.keys
+    data = {
+        keys.api_key: _b64(material.api_key.reveal()),
+        keys.project_id: _b64(material.project_id),
+    }
+    if material.base_url:
+        data[keys.base_url] = _b64(material.base_url)
+    return data
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    """The controller ownerReference to the OpenAIKey, so garbage collection follows the key."""
+    return {
+        "apiVersion": OWNER_API_VERSION,
+        "kind": OWNER_KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _labels(destination: SecretDestination, owner: Owner) -> dict[str, str]:
+    return {
+        **destination.labels,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        LABEL_KEY: label_value(owner.name),
+        LABEL_OWNER_UID: owner.uid,
+    }
+
+
+def _annotations(destination: SecretDestination, material: KeyMaterial) -> dict[str, str]:
+    return {
+        **destination.annotations,
+        ANNOTATION_KEY_ID: material.key_id,
+        ANNOTATION_REVISION: str(material.revision),
+    }
+
+
+def secret_body(namespace: str, destination: SecretDestination, owner: Owner, material: KeyMaterial) -> dict[str, Any]:
+    """The whole Secret to create (a manifest dict in the API's camelCase)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": destination.name,
+            "namespace": namespace,
+            "labels": _labels(destination, owner),
+            "annotations": _annotations(destination, material),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "type": OPAQUE,
+        "data": secret_data(destination, material),
+    }
+
+
+def _merge(existing: Mapping[str, str] | None, ours: Mapping[str, str]) -> dict[str, str]:
+    kept = {k: v for k, v in (existing or {}).items() if not k.startswith(RESERVED_PREFIX)}
+    return {**kept, **ours}
+
+
+def updated_body(existing: Mapping[str, Any], desired: Mapping[str, Any], owner: Owner) -> dict[str, Any]:
+    """``existing`` (a Secret as the API returned it) changed to hold ``desired``'s content.
+
+    Data is replaced; our labels, annotations and ownerReference are set; others' labels,
+    annotations, non-controller ownerReferences, finalizers and the ``resourceVersion`` are kept, so
+    the update is a compare-and-swap against what was read.
+    """
+    meta = dict(existing.get("metadata") or {})
+    wanted = desired["metadata"]
+    meta["labels"] = _merge(meta.get("labels"), wanted["labels"])
+    meta["annotations"] = _merge(meta.get("annotations"), wanted["annotations"])
+    others = [
+        ref for ref in meta.get("ownerReferences") or []
+        if ref.get("uid") != owner.uid and not ref.get("controller")
+    ]
+    meta["ownerReferences"] = [*wanted["ownerReferences"], *others]
+    body = {key: value for key, value in existing.items() if key not in ("stringData", "data", "metadata")}
+    body.update(apiVersion="v1", kind="Secret", metadata=meta, data=dict(desired["data"]))
+    body.setdefault("type", OPAQUE)
+    return body
+
+
+def _same(existing: Mapping[str, Any], updated: Mapping[str, Any]) -> bool:
+    """Whether writing ``updated`` would change nothing (data compared in constant time)."""
+    old_meta, new_meta = existing.get("metadata") or {}, updated["metadata"]
+    for field in ("labels", "annotations", "ownerReferences"):
+        if (old_meta.get(field) or None) != (new_meta.get(field) or None):
+            return False
+    old_data, new_data = existing.get("data") or {}, updated["data"]
+    if sorted(old_data) != sorted(new_data):
+        return False
+    return all(hmac.compare_digest(str(old_data[k]).encode(), str(new_data[k]).encode()) for k in new_data)
+
+
+def is_owned_by(labels: Mapping[str, str] | None, owner: Owner) -> bool:
+    """Whether a Secret with these labels belongs to ``owner`` (its uid label equals ``owner.uid``)."""
+    return bool(labels) and (labels or {}).get(LABEL_OWNER_UID) == owner.uid
+
+
+def _foreign_reason(labels: Mapping[str, str] | None) -> str:
+    labels = labels or {}
+    uid = labels.get(LABEL_OWNER_UID)
+    if uid is None:
+        return "exists and is not managed by the operator; delete or rename it, or choose another spec.secret.name"
+    key = labels.get(LABEL_KEY, "?")
+    return f"is owned by another OpenAIKey ({key}, uid {uid}); choose another spec.secret.name"
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+def _retry_after(error: ApiException) -> float | None:
+    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if present and valid."""
+    headers: Any = error.headers
+    raw = headers.get("Retry-After") if headers is not None else None
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+_VERB_NOUN: Final = {"get": "read", "create": "create", "update": "update", "delete": "delete"}
+
+
+def classify_api_exception(error: ApiException, verb: str, what: str, namespace: str) -> OperatorError:
+    """One ``ApiException`` as the project's error; only status and reason, never the body."""
+    status = int(error.status or 0)
+    text = f"{_VERB_NOUN.get(verb, verb)} {what}: HTTP {status} {error.reason or ''}".strip()
+    if status == 404:
+        return NotFoundError(text)
+    if status == 409:
+        return ConflictError(f"{text} (changed concurrently; re-read and retry)")
+    if status == 401:
+        return PermanentError(f"{text} (the operator's Kubernetes credentials were rejected)")
+    if status == 403:
+        return PermanentError(
+            f"{text} (the operator's ServiceAccount lacks permission to {verb} secrets in namespace {namespace})"
+        )
+    if status == 429 or status >= 500 or status == 0:
+        return TransientError(text, retry_after=_retry_after(error))
+    return PermanentError(text)
+
+
+class KubernetesSecretStore:
+    """A :class:`~openai_operator.stores.base.SecretStore` writing ``spec.secret`` in ``namespace``."""
+
+    kind = "secret"
+
+    def __init__(
+        self, core: CoreV1Api, namespace: str, destination: SecretDestination, fingerprint_key: bytes
+    ) -> None:
+        if not fingerprint_key:
+            raise ValueError("fingerprint_key must not be empty")
+        self._core = core
+        self._namespace = namespace
+        self._destination = destination
+        self._fingerprint_key = fingerprint_key
+
+    @property
+    def name(self) -> str:
+        return self._destination.name
+
+    @property
+    def _what(self) -> str:
+        return f"Secret {self._namespace}/{self._destination.name}"
+
+    def __repr__(self) -> str:
+        return f"KubernetesSecretStore({self._namespace}/{self._destination.name})"
+
+    async def _call(self, verb: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except ApiException as exc:
+            raise classify_api_exception(exc, verb, self._what, self._namespace) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientError(f"{verb} {self._what}: Kubernetes API unreachable ({type(exc).__name__})") from None
+
+    async def _read(self) -> dict[str, Any] | None:
+        try:
+            secret = await self._call("get", self._core.read_namespaced_secret, self.name, self._namespace)
+        except NotFoundError:
+            return None
+        body: dict[str, Any] = self._core.api_client.sanitize_for_serialization(secret)
+        return body
+
+    def _check_owned(self, existing: Mapping[str, Any], owner: Owner) -> None:
+        labels = (existing.get("metadata") or {}).get("labels")
+        if not is_owned_by(labels, owner):
+            raise DestinationConflictError(self._what, _foreign_reason(labels))
+
+    async def write(self, owner: Owner, material: KeyMaterial) -> WriteResult:
+        desired = secret_body(self._namespace, self._destination, owner, material)
+        result = WriteResult(
+            location=self.name,
+            fingerprint=fingerprint(material.api_key, self._fingerprint_key),
+            version=None,
+            changed=True,
+        )
+        existing = await self._read()
+        if existing is None:
+            await self._call("create", self._core.create_namespaced_secret, self._namespace, desired)
+            log.info("secret created", secret=self.name, namespace=self._namespace,
+                     key_id=material.key_id, revision=material.revision)
+            return result
+        self._check_owned(existing, owner)
+        updated = updated_body(existing, desired, owner)
+        if _same(existing, updated):
+            return WriteResult(result.location, result.fingerprint, None, changed=False)
+        try:
+            await self._call("update", self._core.replace_namespaced_secret, self.name, self._namespace, updated)
+        except NotFoundError:
+            raise ConflictError(f"update {self._what}: deleted concurrently; re-read and retry") from None
+        log.info("secret updated", secret=self.name, namespace=self._namespace,
+                 key_id=material.key_id, revision=material.revision)
+        return result
+
+    async def observe(self, owner: Owner) -> Observed | None:
+        existing = await self._read()
+        if existing is None:
+            return None
+        self._check_owned(existing, owner)
+        raw = (existing.get("data") or {}).get(self._destination.keys.api_key)
+        if raw is None:
+            return Observed(fingerprint=None, version=None)
+        try:
+            value = base64.b64decode(raw, validate=True)
+        except ValueError:
+            return Observed(fingerprint=None, version=None)
+        return Observed(fingerprint=fingerprint(value, self._fingerprint_key), version=None)
+
+    async def delete(self, owner: Owner) -> None:
+        existing = await self._read()
+        if existing is None:
+            return
+        meta = existing.get("metadata") or {}
+        if not is_owned_by(meta.get("labels"), owner):
+            log.warning("secret not deleted: not owned by this key", secret=self.name, namespace=self._namespace)
+            return
+        options = V1DeleteOptions(
+            preconditions=V1Preconditions(uid=meta.get("uid"), resource_version=meta.get("resourceVersion"))
+        )
+        try:
+            await self._call("delete", self._core.delete_namespaced_secret, self.name, self._namespace, body=options)
+        except NotFoundError:
+            return
+        log.info("secret deleted", secret=self.name, namespace=self._namespace)
