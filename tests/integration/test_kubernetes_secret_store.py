@@ -1,0 +1,312 @@
+"""KubernetesSecretStore against the real apiserver (and kube-controller-manager for garbage collection).
+
+Every owner is a real OpenAIKey object: the Secret carries an ownerReference to it, and the garbage
+collector would delete a Secret whose owner uid does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import kubernetes
+import pytest
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1Secret
+from kubernetes.client.exceptions import ApiException
+
+from openai_operator.errors import ConflictError, DestinationConflictError, PermanentError, TransientError
+from openai_operator.model.specs import SecretDestination
+from openai_operator.secretvalue import SecretValue, fingerprint
+from openai_operator.stores import KeyMaterial, KubernetesSecretStore, Owner
+from support import wait_for
+
+if TYPE_CHECKING:
+    from testbed import KubeCluster, Kubectl
+
+FP_KEY = b"test-fingerprint-key"
+
+
+def _key() -> SecretValue:
+    return SecretValue("sk-proj-" + secrets.token_urlsafe(48))
+
+
+def _material(revision: int = 1, base_url: str | None = None) -> KeyMaterial:
+    return KeyMaterial(_key(), "proj_test", base_url, f"key_{secrets.token_hex(4)}", revision)
+
+
+@pytest.fixture(scope="module")
+def core(kube: KubeCluster) -> Iterator[CoreV1Api]:
+    api_client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))
+    with api_client:
+        yield CoreV1Api(api_client)
+
+
+@pytest.fixture
+def make_owner(kubectl: Kubectl, crds: list[str], namespace: str) -> Callable[[str], Owner]:
+    """Create an OpenAIKey (nothing reconciles it here) and return it as an Owner."""
+
+    def make(name: str) -> Owner:
+        manifest = {
+            "apiVersion": "openai.operator.dev/v1alpha1",
+            "kind": "OpenAIKey",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"projectRef": {"name": "p"}, "secret": {}},
+        }
+        uid = kubectl("create", "-f", "-", "-o", "jsonpath={.metadata.uid}", input=json.dumps(manifest)).stdout
+        return Owner(namespace, name, uid.strip())
+
+    return make
+
+
+@pytest.fixture
+def owner(make_owner: Callable[[str], Owner]) -> Owner:
+    return make_owner("chatbot")
+
+
+def _store(core: CoreV1Api, namespace: str, name: str = "openai", **dest: Any) -> KubernetesSecretStore:
+    return KubernetesSecretStore(core, namespace, SecretDestination(name=name, **dest), FP_KEY)
+
+
+def _read(core: CoreV1Api, namespace: str, name: str = "openai") -> V1Secret:
+    return core.read_namespaced_secret(name, namespace)
+
+
+def _data(secret: V1Secret) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def _absent(core: CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        core.read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
+async def test_create_writes_keys_labels_and_owner_reference(core: CoreV1Api, namespace: str, owner: Owner) -> None:
+    """A new Secret holds the key and project id, our labels and annotations, and the ownerReference."""
+    store = _store(core, namespace, labels={"team": "a"}, annotations={"note": "hi"})
+    material = _material(revision=1)
+
+    result = await store.write(owner, material)
+
+    assert result.location == "openai"
+    assert result.fingerprint == fingerprint(material.api_key, FP_KEY)
+    assert result.version is None
+    assert result.changed is True
+    secret = _read(core, namespace)
+    assert secret.type == "Opaque"
+    assert _data(secret) == {"OPENAI_API_KEY": material.api_key.reveal(), "OPENAI_PROJECT_ID": "proj_test"}
+    assert secret.metadata.labels == {
+        "team": "a",
+        "app.kubernetes.io/managed-by": "openai-operator",
+        "openai.operator.dev/key": "chatbot",
+        "openai.operator.dev/owner-uid": owner.uid,
+    }
+    assert secret.metadata.annotations == {
+        "note": "hi",
+        "openai.operator.dev/key-id": material.key_id,
+        "openai.operator.dev/revision": "1",
+    }
+    [ref] = secret.metadata.owner_references
+    assert (ref.api_version, ref.kind, ref.name, ref.uid, ref.controller, ref.block_owner_deletion) == (
+        "openai.operator.dev/v1alpha1", "OpenAIKey", "chatbot", owner.uid, True, True,
+    )
+
+
+async def test_same_material_makes_no_write(core: CoreV1Api, namespace: str, owner: Owner) -> None:
+    """Writing what the Secret already holds changes nothing, not even its resourceVersion."""
+    store = _store(core, namespace)
+    material = _material()
+    await store.write(owner, material)
+    before = _read(core, namespace).metadata.resource_version
+
+    result = await store.write(owner, material)
+
+    assert result.changed is False
+    assert result.fingerprint == fingerprint(material.api_key, FP_KEY)
+    assert _read(core, namespace).metadata.resource_version == before
+
+
+async def test_new_material_updates_and_keeps_others_metadata(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """A new key replaces the data and our annotations; labels and annotations others added stay."""
+    store = _store(core, namespace)
+    await store.write(owner, _material(revision=1))
+    kubectl("-n", namespace, "label", "secret", "openai", "reloader=enabled")
+    kubectl("-n", namespace, "annotate", "secret", "openai", "example.com/seen=yes")
+    new = _material(revision=2, base_url="http://127.0.0.1:9/v1")
+
+    result = await store.write(owner, new)
+
+    assert result.changed is True
+    secret = _read(core, namespace)
+    assert _data(secret) == {
+        "OPENAI_API_KEY": new.api_key.reveal(),
+        "OPENAI_PROJECT_ID": "proj_test",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    assert secret.metadata.annotations["openai.operator.dev/key-id"] == new.key_id
+    assert secret.metadata.annotations["openai.operator.dev/revision"] == "2"
+    assert secret.metadata.annotations["example.com/seen"] == "yes"
+    assert secret.metadata.labels["reloader"] == "enabled"
+    assert len(secret.metadata.owner_references) == 1
+
+
+async def test_foreign_secret_is_refused_and_untouched(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """A same-named Secret without our labels is never written, observed as ours, or deleted."""
+    kubectl("-n", namespace, "create", "secret", "generic", "openai", "--from-literal=OPENAI_API_KEY=theirs")
+    before = _read(core, namespace)
+    store = _store(core, namespace)
+
+    with pytest.raises(DestinationConflictError, match=f"Secret {namespace}/openai: exists and is not managed") as e:
+        await store.write(owner, _material())
+    assert e.value.destination == f"Secret {namespace}/openai"
+    with pytest.raises(DestinationConflictError):
+        await store.observe(owner)
+    await store.delete(owner)
+
+    after = _read(core, namespace)
+    assert after.metadata.resource_version == before.metadata.resource_version
+    assert _data(after) == {"OPENAI_API_KEY": "theirs"}
+
+
+async def test_secret_of_another_owner_is_refused(
+    core: CoreV1Api, namespace: str, make_owner: Callable[[str], Owner]
+) -> None:
+    """Two OpenAIKeys naming the same Secret: the second is refused and cannot delete the first's."""
+    first, second = make_owner("first"), make_owner("second")
+    store = _store(core, namespace)
+    material = _material()
+    await store.write(first, material)
+    before = _read(core, namespace).metadata.resource_version
+
+    with pytest.raises(DestinationConflictError, match=f"owned by another OpenAIKey \\(first, uid {first.uid}\\)"):
+        await store.write(second, _material())
+    await store.delete(second)
+
+    assert _read(core, namespace).metadata.resource_version == before
+    assert (await store.observe(first)) is not None
+
+
+async def test_delete_is_idempotent_and_only_removes_ours(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """Delete removes our Secret, succeeds when it is already gone, and leaves other Secrets alone."""
+    kubectl("-n", namespace, "create", "secret", "generic", "bystander", "--from-literal=x=y")
+    store = _store(core, namespace)
+    await store.delete(owner)  # never existed
+    await store.write(owner, _material())
+
+    await store.delete(owner)
+    await store.delete(owner)
+
+    assert _absent(core, namespace, "openai")
+    assert _data(_read(core, namespace, "bystander")) == {"x": "y"}
+
+
+async def test_observe_reports_fingerprint_drift_and_absence(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """observe: None when absent, the written fingerprint, a different one after a hand edit,
+    and None for the fingerprint when the key field is removed."""
+    store = _store(core, namespace)
+    assert await store.observe(owner) is None
+    material = _material()
+    written = await store.write(owner, material)
+
+    seen = await store.observe(owner)
+    assert seen is not None
+    assert (seen.fingerprint, seen.version) == (written.fingerprint, None)
+
+    edited = base64.b64encode(b"sk-proj-hand-edited-value-000000").decode()
+    kubectl("-n", namespace, "patch", "secret", "openai", "--type=merge", "-p",
+            json.dumps({"data": {"OPENAI_API_KEY": edited}}))
+    seen = await store.observe(owner)
+    assert seen is not None
+    assert seen.fingerprint is not None
+    assert seen.fingerprint != written.fingerprint
+    assert seen.fingerprint == fingerprint("sk-proj-hand-edited-value-000000", FP_KEY)
+
+    kubectl("-n", namespace, "patch", "secret", "openai", "--type=json", "-p",
+            json.dumps([{"op": "remove", "path": "/data/OPENAI_API_KEY"}]))
+    seen = await store.observe(owner)
+    assert seen is not None
+    assert seen.fingerprint is None
+
+    # A write repairs the drift.
+    assert (await store.write(owner, material)).changed is True
+    repaired = await store.observe(owner)
+    assert repaired is not None
+    assert repaired.fingerprint == written.fingerprint
+
+
+async def test_concurrent_edit_makes_the_update_fail(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The update carries the resourceVersion it read: an edit in between makes it a ConflictError."""
+    store = _store(core, namespace)
+    await store.write(owner, _material(revision=1))
+    original = core.read_namespaced_secret
+
+    def read_then_someone_edits(name: str, ns: str, **kwargs: Any) -> V1Secret:
+        secret = original(name, ns, **kwargs)
+        kubectl("-n", ns, "annotate", "secret", name, "example.com/edited=yes")
+        return secret
+
+    monkeypatch.setattr(core, "read_namespaced_secret", read_then_someone_edits)
+
+    with pytest.raises(ConflictError, match="changed concurrently"):
+        await store.write(owner, _material(revision=2))
+    monkeypatch.undo()
+    assert _read(core, namespace).metadata.annotations["openai.operator.dev/revision"] == "1"
+
+
+async def test_owner_deletion_garbage_collects_the_secret(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """Deleting the OpenAIKey removes its Secret through Kubernetes garbage collection.
+
+    Slow when the CRDs were installed moments ago: the garbage collector picks up new resource types
+    on its discovery resync (30 s), hence the generous deadline.
+    """
+    store = _store(core, namespace)
+    await store.write(owner, _material())
+    kubectl("-n", namespace, "delete", "openaikey", owner.name, "--wait=true")
+
+    wait_for(lambda: _absent(core, namespace, "openai"), timeout=120, what="the garbage collector to delete the Secret")
+
+
+async def test_missing_permission_is_permanent_and_says_which(
+    kube: KubeCluster, core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """A ServiceAccount without RBAC on secrets gets a PermanentError naming the verb and namespace."""
+    kubectl("-n", namespace, "create", "serviceaccount", "nobody")
+    token = kubectl("-n", namespace, "create", "token", "nobody", "--duration=10m").stdout.strip()
+    base = core.api_client.configuration
+    config = Configuration(host=base.host)
+    config.ssl_ca_cert = base.ssl_ca_cert
+    config.api_key = {"authorization": f"Bearer {token}"}
+    with ApiClient(config) as limited:
+        store = _store(CoreV1Api(limited), namespace)
+        with pytest.raises(PermanentError, match=f"lacks permission to get secrets in namespace {namespace}") as e:
+            await store.write(owner, _material())
+    assert "HTTP 403" in str(e.value)
+
+
+async def test_unreachable_apiserver_is_transient(owner: Owner) -> None:
+    """Connection failures are transient."""
+    config = Configuration(host="https://127.0.0.1:9")
+    config.retries = 0
+    with ApiClient(config) as unreachable:
+        store = _store(CoreV1Api(unreachable), owner.namespace)
+        with pytest.raises(TransientError, match="Kubernetes API unreachable"):
+            await store.observe(owner)
