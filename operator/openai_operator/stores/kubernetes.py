@@ -318,7 +318,7 @@ class KubernetesSecretStore:
         existing = await self._read()
         if existing is None:
             await self._call("create", self._core.create_namespaced_secret, self._namespace, desired)
-            log.info("secret created", secret=self.name, namespace=self._namespace,
+            log.info("secret created", secret_name=self.name, namespace=self._namespace,
                      key_id=material.key_id, revision=material.revision)
             return result
         self._check_owned(existing, owner)
@@ -329,7 +329,7 @@ class KubernetesSecretStore:
             await self._call("update", self._core.replace_namespaced_secret, self.name, self._namespace, updated)
         except NotFoundError:
             raise ConflictError(f"update {self._what}: deleted concurrently; re-read and retry") from None
-        log.info("secret updated", secret=self.name, namespace=self._namespace,
+        log.info("secret updated", secret_name=self.name, namespace=self._namespace,
                  key_id=material.key_id, revision=material.revision)
         return result
 
@@ -353,7 +353,7 @@ class KubernetesSecretStore:
             return
         meta = existing.get("metadata") or {}
         if not is_owned_by(meta.get("labels"), owner):
-            log.warning("secret not deleted: not owned by this key", secret=self.name, namespace=self._namespace)
+            log.warning("secret not deleted: not owned by this key", secret_name=self.name, namespace=self._namespace)
             return
         options = V1DeleteOptions(
             preconditions=V1Preconditions(uid=meta.get("uid"), resource_version=meta.get("resourceVersion"))
@@ -362,4 +362,4 @@ class KubernetesSecretStore:
             await self._call("delete", self._core.delete_namespaced_secret, self.name, self._namespace, body=options)
         except NotFoundError:
             return
-        log.info("secret deleted", secret=self.name, namespace=self._namespace)
+        log.info("secret deleted", secret_name=self.name, namespace=self._namespace)
