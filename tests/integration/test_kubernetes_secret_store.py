@@ -74,6 +74,11 @@ def _read(core: CoreV1Api, namespace: str, name: str = "openai") -> V1Secret:
     return core.read_namespaced_secret(name, namespace)
 
 
+def _meta(secret: V1Secret) -> Any:
+    assert secret.metadata is not None
+    return secret.metadata
+
+
 def _data(secret: V1Secret) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
@@ -102,18 +107,18 @@ async def test_create_writes_keys_labels_and_owner_reference(core: CoreV1Api, na
     secret = _read(core, namespace)
     assert secret.type == "Opaque"
     assert _data(secret) == {"OPENAI_API_KEY": material.api_key.reveal(), "OPENAI_PROJECT_ID": "proj_test"}
-    assert secret.metadata.labels == {
+    assert _meta(secret).labels == {
         "team": "a",
         "app.kubernetes.io/managed-by": "openai-operator",
         "openai.operator.dev/key": "chatbot",
         "openai.operator.dev/owner-uid": owner.uid,
     }
-    assert secret.metadata.annotations == {
+    assert _meta(secret).annotations == {
         "note": "hi",
         "openai.operator.dev/key-id": material.key_id,
         "openai.operator.dev/revision": "1",
     }
-    [ref] = secret.metadata.owner_references
+    [ref] = _meta(secret).owner_references
     assert (ref.api_version, ref.kind, ref.name, ref.uid, ref.controller, ref.block_owner_deletion) == (
         "openai.operator.dev/v1alpha1", "OpenAIKey", "chatbot", owner.uid, True, True,
     )
@@ -124,13 +129,13 @@ async def test_same_material_makes_no_write(core: CoreV1Api, namespace: str, own
     store = _store(core, namespace)
     material = _material()
     await store.write(owner, material)
-    before = _read(core, namespace).metadata.resource_version
+    before = _meta(_read(core, namespace)).resource_version
 
     result = await store.write(owner, material)
 
     assert result.changed is False
     assert result.fingerprint == fingerprint(material.api_key, FP_KEY)
-    assert _read(core, namespace).metadata.resource_version == before
+    assert _meta(_read(core, namespace)).resource_version == before
 
 
 async def test_new_material_updates_and_keeps_others_metadata(
@@ -152,11 +157,11 @@ async def test_new_material_updates_and_keeps_others_metadata(
         "OPENAI_PROJECT_ID": "proj_test",
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
     }
-    assert secret.metadata.annotations["openai.operator.dev/key-id"] == new.key_id
-    assert secret.metadata.annotations["openai.operator.dev/revision"] == "2"
-    assert secret.metadata.annotations["example.com/seen"] == "yes"
-    assert secret.metadata.labels["reloader"] == "enabled"
-    assert len(secret.metadata.owner_references) == 1
+    assert _meta(secret).annotations["openai.operator.dev/key-id"] == new.key_id
+    assert _meta(secret).annotations["openai.operator.dev/revision"] == "2"
+    assert _meta(secret).annotations["example.com/seen"] == "yes"
+    assert _meta(secret).labels["reloader"] == "enabled"
+    assert len(_meta(secret).owner_references) == 1
 
 
 async def test_foreign_secret_is_refused_and_untouched(
@@ -175,7 +180,7 @@ async def test_foreign_secret_is_refused_and_untouched(
     await store.delete(owner)
 
     after = _read(core, namespace)
-    assert after.metadata.resource_version == before.metadata.resource_version
+    assert _meta(after).resource_version == _meta(before).resource_version
     assert _data(after) == {"OPENAI_API_KEY": "theirs"}
 
 
@@ -187,13 +192,13 @@ async def test_secret_of_another_owner_is_refused(
     store = _store(core, namespace)
     material = _material()
     await store.write(first, material)
-    before = _read(core, namespace).metadata.resource_version
+    before = _meta(_read(core, namespace)).resource_version
 
     with pytest.raises(DestinationConflictError, match=f"owned by another OpenAIKey \\(first, uid {first.uid}\\)"):
         await store.write(second, _material())
     await store.delete(second)
 
-    assert _read(core, namespace).metadata.resource_version == before
+    assert _meta(_read(core, namespace)).resource_version == before
     assert (await store.observe(first)) is not None
 
 
@@ -267,7 +272,7 @@ async def test_concurrent_edit_makes_the_update_fail(
     with pytest.raises(ConflictError, match="changed concurrently"):
         await store.write(owner, _material(revision=2))
     monkeypatch.undo()
-    assert _read(core, namespace).metadata.annotations["openai.operator.dev/revision"] == "1"
+    assert _meta(_read(core, namespace)).annotations["openai.operator.dev/revision"] == "1"
 
 
 async def test_owner_deletion_garbage_collects_the_secret(

@@ -126,7 +126,7 @@ class TestSecretUpdate:
 
     def test_same_material_is_no_change(self) -> None:
         existing = self._existing()
-        existing["metadata"]["labels"].pop("openai.operator.dev/stale")  # type: ignore[index, union-attr]
+        existing["metadata"]["labels"].pop("openai.operator.dev/stale")  # type: ignore[index]
         desired = k8s_store.secret_body("ns", SecretDestination(name="s"), OWNER, MATERIAL)
         assert k8s_store._same(existing, k8s_store.updated_body(existing, desired, OWNER))
 
@@ -236,7 +236,7 @@ class TestFactory:
         spec = parse_key_spec(
             {"projectRef": {"name": "p"}, "secret": {}, "vault": {"path": "openai/ns/x"}}, name="chatbot"
         )
-        stores = stores_for(spec, "ns", core_api=self.core, vault_client_factory=factory,  # type: ignore[arg-type]
+        stores = stores_for(spec, "ns", core_api=self.core, vault_client_factory=factory,
                             fingerprint_key=FP_KEY)
         assert [s.kind for s in stores] == ["secret", "vault"]
         assert isinstance(stores[0], KubernetesSecretStore)
