@@ -18,13 +18,12 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
 from openai_operator.devstack.stack import Stack
+from testbed import KubeCluster, Kubectl, VaultServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRDS_DIR = REPO_ROOT / "crds"
@@ -35,33 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(REPO_ROOT).parts
         if len(parts) > 1 and parts[0] == "tests" and parts[1] in ("unit", "integration", "conformance"):
             item.add_marker(getattr(pytest.mark, parts[1]))
-
-
-@dataclass(frozen=True)
-class KubeCluster:
-    """How to reach the test cluster."""
-
-    kubeconfig: Path
-    bin_dir: Path | None
-
-    @property
-    def env(self) -> dict[str, str]:
-        path = os.environ.get("PATH", "")
-        if self.bin_dir is not None:
-            path = f"{self.bin_dir}:{path}"
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": path}
-
-
-@dataclass(frozen=True)
-class VaultServer:
-    address: str
-    token: str
-
-
-class Kubectl(Protocol):
-    def __call__(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]: ...
 
 
 def _truthy(name: str) -> bool:

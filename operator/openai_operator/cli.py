@@ -7,6 +7,7 @@ importing Kopf and ``openai-operator run`` does not import the emulator.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -16,6 +17,90 @@ import click
 @click.version_option(package_name="openai-operator")
 def main() -> None:
     """Declarative OpenAI projects and API keys for Kubernetes."""
+
+
+class _Duration(click.ParamType):  # type: ignore[type-arg]
+    """A Go-style duration (``90s``, ``5m``, ``1h30m``), as in the CRDs."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        from openai_operator.model.durations import parse_duration
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.fail(f"{value!r} is not a duration like 90s, 5m or 1h30m ({error})", param, ctx)
+
+
+DURATION = _Duration()
+
+
+def _env(name: str) -> str:
+    return f"OPENAI_OPERATOR_{name}"
+
+
+@main.command(context_settings={"show_default": True})
+@click.option("--namespace", "-n", "namespaces", multiple=True, envvar=_env("NAMESPACES"),
+              help="Watch only these namespaces for OpenAIKeys (default: all namespaces).")
+@click.option("--standalone", is_flag=True, envvar=_env("STANDALONE"),
+              help="No peering: act even if other replicas run (tests, single replica).")
+@click.option("--peering-name", default="openai-operator", envvar=_env("PEERING_NAME"))
+@click.option("--priority", type=int, default=0, envvar=_env("PRIORITY"),
+              help="Peering priority; the highest-priority replica is the active one.")
+@click.option("--log-format", type=click.Choice(["json", "console"]), default="json", envvar=_env("LOG_FORMAT"))
+@click.option("--log-level", default="INFO", envvar=_env("LOG_LEVEL"))
+@click.option("--metrics-port", type=int, default=8080, envvar=_env("METRICS_PORT"),
+              help="Port of the Prometheus /metrics endpoint (0 disables it).")
+@click.option("--health-port", type=int, default=8081, envvar=_env("HEALTH_PORT"),
+              help="Port of the liveness probe /healthz (0 disables it).")
+@click.option("--key-resync-interval", type=DURATION, default="5m", envvar=_env("KEY_RESYNC_INTERVAL"),
+              help="How often every OpenAIKey is re-checked without a change.")
+@click.option("--project-resync-interval", type=DURATION, default="10m", envvar=_env("PROJECT_RESYNC_INTERVAL"))
+@click.option("--vault-path-prefix", default="openai/{namespace}/", envvar=_env("VAULT_PATH_PREFIX"),
+              help="Vault paths of a key must stay under this prefix ({namespace} is the key's namespace).")
+@click.option("--delivered-base-url", default=None, envvar=_env("DELIVERED_BASE_URL"),
+              help="OPENAI_BASE_URL written to Secrets (default: the API base the operator uses).")
+def run(
+    namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
+    metrics_port: int, health_port: int, key_resync_interval: timedelta, project_resync_interval: timedelta,
+    vault_path_prefix: str, delivered_base_url: str | None,
+) -> None:
+    """Run the operator. The admin key comes from OPENAI_ADMIN_KEY, the API base from OPENAI_BASE_URL."""
+    import os
+
+    from openai_operator.config import DEFAULT_BASE_URL, OperatorConfig
+    from openai_operator.handlers.lifecycle import RunOptions, run_operator
+    from openai_operator.logging import configure_logging
+    from openai_operator.secretvalue import SecretValue
+
+    admin_key = os.environ.get("OPENAI_ADMIN_KEY")
+    if not admin_key:
+        raise click.ClickException("OPENAI_ADMIN_KEY is not set: the operator needs an OpenAI admin key")
+    vault_token = os.environ.get("VAULT_TOKEN")
+    config = OperatorConfig(
+        admin_key=SecretValue(admin_key),
+        base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+        delivered_base_url=delivered_base_url,
+        key_resync_interval=key_resync_interval,
+        project_resync_interval=project_resync_interval,
+        vault_path_prefix=vault_path_prefix,
+        vault_addr=os.environ.get("VAULT_ADDR"),
+        vault_token=SecretValue(vault_token) if vault_token else None,
+        vault_kubernetes_role=os.environ.get(_env("VAULT_KUBERNETES_ROLE")),
+        metrics_port=metrics_port or None,
+        log_format=log_format,
+    )
+    configure_logging("json" if log_format == "json" else "console", level=log_level.upper(), exclusive=True)
+    run_operator(
+        config,
+        RunOptions(
+            namespaces=namespaces, standalone=standalone, peering_name=peering_name, priority=priority,
+            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        ),
+    )
 
 
 @main.command()

@@ -203,6 +203,18 @@ def _redacting_exception_formatter(sio: TextIO, exc_info: ExcInfo) -> None:
     sio.write("\n" + redact(buf.getvalue()).rstrip("\n"))
 
 
+def _compact_kopf_fields(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """Kopf's object loggers attach the whole operator settings and a reference dict to every
+    record; keep one readable ``object`` field instead of several kilobytes of noise."""
+    event_dict.pop("settings", None)
+    event_dict.pop("k8s_skip", None)
+    ref = event_dict.pop("k8s_ref", None)
+    if isinstance(ref, dict):
+        where = f"{ref.get('namespace')}/" if ref.get("namespace") else ""
+        event_dict["object"] = f"{ref.get('kind')} {where}{ref.get('name')}"
+    return event_dict
+
+
 def _renderer(fmt: LogFormat, *, colors: bool) -> Processor:
     if fmt == "json":
         return structlog.processors.JSONRenderer(sort_keys=False)
@@ -224,6 +236,7 @@ def build_processors(
         structlog.stdlib.add_logger_name,
         structlog.stdlib.PositionalArgumentsFormatter(),
         structlog.stdlib.ExtraAdder(),
+        _compact_kopf_fields,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import Kubectl
 from openai_operator.model.conditions import Condition
 from openai_operator.model.status import (
     Destinations,
@@ -27,6 +26,7 @@ from openai_operator.model.status import (
     SecretDestinationStatus,
 )
 from support import wait_for
+from testbed import Kubectl
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from conftest import Kubectl, VaultServer
 from support import wait_for
+from testbed import Kubectl, VaultServer
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1

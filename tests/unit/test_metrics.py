@@ -29,10 +29,7 @@ class TestOperatorMetrics:
         reg = CollectorRegistry()
         OperatorMetrics(reg).record_rotation("success", "Scheduled")
         assert (
-            reg.get_sample_value(
-                "openai_operator_rotations_total", {"result": "success", "reason": "Scheduled"}
-            )
-            == 1
+            reg.get_sample_value("openai_operator_rotations_total", {"result": "success", "reason": "Scheduled"}) == 1
         )
 
     def test_admin_request_observer(self) -> None:
@@ -41,15 +38,9 @@ class TestOperatorMetrics:
         m.observe_admin_request("get_project", "200", 0.2)
         m.observe_admin_request("get_project", "429", 0.1)
         m.observe_admin_request("get_project", "200", 0.3)
-        assert (
-            value(m, "openai_operator_admin_api_requests_total", operation="get_project", status="200") == 2
-        )
-        assert (
-            value(m, "openai_operator_admin_api_requests_total", operation="get_project", status="429") == 1
-        )
-        assert (
-            value(m, "openai_operator_admin_api_request_duration_seconds_count", operation="get_project") == 3
-        )
+        assert value(m, "openai_operator_admin_api_requests_total", operation="get_project", status="200") == 2
+        assert value(m, "openai_operator_admin_api_requests_total", operation="get_project", status="429") == 1
+        assert value(m, "openai_operator_admin_api_request_duration_seconds_count", operation="get_project") == 3
         total = value(m, "openai_operator_admin_api_request_duration_seconds_sum", operation="get_project")
         assert total == pytest.approx(0.6)
 
@@ -58,13 +49,8 @@ class TestOperatorMetrics:
         m = OperatorMetrics()
         m.observe_reconcile("OpenAIKey", 1.5)
         m.observe_reconcile("OpenAIKey", 0.5, ok=False)
-        assert (
-            value(m, "openai_operator_reconcile_duration_seconds_count", kind="OpenAIKey", result="ok") == 1
-        )
-        assert (
-            value(m, "openai_operator_reconcile_duration_seconds_count", kind="OpenAIKey", result="error")
-            == 1
-        )
+        assert value(m, "openai_operator_reconcile_duration_seconds_count", kind="OpenAIKey", result="ok") == 1
+        assert value(m, "openai_operator_reconcile_duration_seconds_count", kind="OpenAIKey", result="error") == 1
 
     def test_keys_by_condition_is_a_snapshot(self) -> None:
         """Setting the key counts replaces the previous snapshot, dropping vanished combinations."""
@@ -78,15 +64,9 @@ class TestOperatorMetrics:
         """Per-key next-rotation series are set, and removed when the key is forgotten."""
         m = OperatorMetrics()
         m.set_next_rotation("team-a", "app", 1_800_000_000.0)
-        assert (
-            value(m, "openai_operator_key_next_rotation_timestamp_seconds", namespace="team-a", name="app")
-            == 1.8e9
-        )
+        assert value(m, "openai_operator_key_next_rotation_timestamp_seconds", namespace="team-a", name="app") == 1.8e9
         m.set_next_rotation("team-a", "app", None)
-        assert (
-            value(m, "openai_operator_key_next_rotation_timestamp_seconds", namespace="team-a", name="app")
-            is None
-        )
+        assert value(m, "openai_operator_key_next_rotation_timestamp_seconds", namespace="team-a", name="app") is None
         m.forget_key("team-a", "never-seen")
 
     def test_budget_alerts(self) -> None:

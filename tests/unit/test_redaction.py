@@ -217,9 +217,7 @@ class TestProcessor:
 
     def test_secret_named_fields_are_replaced_whole(self) -> None:
         """A field named like a secret is replaced even if its value does not look like one."""
-        event = process(
-            {"event": "x", "api_key": "plain", "token": {"a": 1}, "password": ["p"], "value": b"raw"}
-        )
+        event = process({"event": "x", "api_key": "plain", "token": {"a": 1}, "password": ["p"], "value": b"raw"})
         assert event["api_key"] == event["token"] == event["password"] == event["value"] == REDACTED
 
     def test_numbers_under_secret_names_are_kept(self) -> None:
@@ -249,9 +247,7 @@ class TestProcessor:
     def test_exception_objects_and_text(self) -> None:
         """Exceptions as values and rendered tracebacks lose the keys in their text."""
         key = fake_key("sk-proj-")
-        event = process(
-            {"event": "failed", "error": RuntimeError(f"bad {key}"), "exception": f"Traceback\n{key}"}
-        )
+        event = process({"event": "failed", "error": RuntimeError(f"bad {key}"), "exception": f"Traceback\n{key}"})
         assert event["error"] == f"RuntimeError: bad sk-proj-{REDACTED}"
         assert not leaked(key, event["exception"])
 
@@ -345,10 +341,18 @@ class TestConfiguredPipeline:
 
     def test_stdlib_extra_fields_are_redacted(self, log_stream: io.StringIO) -> None:
         """extra= fields on stdlib records are included and redacted by name."""
-        logging.getLogger("kopf").info("hello", extra={"token": "abc", "k8s_ref": {"name": "x"}})
+        logging.getLogger("kopf").info("hello", extra={"token": "abc", "colour": "blue"})
         line = json.loads(log_stream.getvalue().strip().splitlines()[-1])
         assert line["token"] == REDACTED
-        assert line["k8s_ref"] == {"name": "x"}
+        assert line["colour"] == "blue"
+
+    def test_kopf_object_fields_are_compacted(self, log_stream: io.StringIO) -> None:
+        """Kopf's per-object extras become one ``object`` field; its settings dump is dropped."""
+        ref = {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIKey", "name": "chat", "namespace": "apps"}
+        logging.getLogger("kopf.objects").info("done", extra={"k8s_ref": ref, "k8s_skip": False, "settings": object()})
+        line = json.loads(log_stream.getvalue().strip().splitlines()[-1])
+        assert line["object"] == "OpenAIKey apps/chat"
+        assert not {"k8s_ref", "k8s_skip", "settings"} & set(line)
 
     def test_tracebacks_are_redacted(self, log_stream: io.StringIO) -> None:
         """A logged exception's traceback text loses the key in its message."""

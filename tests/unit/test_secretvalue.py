@@ -111,9 +111,7 @@ class TestFingerprint:
     def test_stable_across_input_types(self) -> None:
         """The same value gives the same fingerprint as SecretValue, str or bytes."""
         key, hkey = fake_key(), secrets.token_bytes(32)
-        assert (
-            fingerprint(SecretValue(key), hkey) == fingerprint(key, hkey) == fingerprint(key.encode(), hkey)
-        )
+        assert fingerprint(SecretValue(key), hkey) == fingerprint(key, hkey) == fingerprint(key.encode(), hkey)
 
     def test_depends_on_value_and_key(self) -> None:
         """A different value or a different HMAC key changes the fingerprint."""

@@ -167,26 +167,28 @@ class TestApiExceptionClassification:
         ],
     )
     def test_status_to_error(self, status: int, kind: type[Exception]) -> None:
-        error = k8s_store.classify_api_exception(ApiException(status=status, reason="R"), "get", "Secret n/s", "n")
+        error = k8s_store.classify_api_exception(
+            ApiException(status=status, reason="R"), "get", "Secret n/s", resource="secrets", namespace="n"
+        )
         assert type(error) is kind
 
     def test_body_is_never_copied(self) -> None:
         """An ApiException body can echo Secret data; only status and reason survive."""
         exc = ApiException(status=422, reason="Unprocessable Entity")
         exc.body = '{"data": {"OPENAI_API_KEY": "c2stcHJvai1zZWNyZXQ="}}'
-        error = k8s_store.classify_api_exception(exc, "update", "Secret n/s", "n")
+        error = k8s_store.classify_api_exception(exc, "update", "Secret n/s", resource="secrets", namespace="n")
         assert "c2st" not in str(error)
         assert str(error) == "update Secret n/s: HTTP 422 Unprocessable Entity"
 
     def test_forbidden_names_the_missing_permission(self) -> None:
         exc = ApiException(status=403, reason="Forbidden")
-        error = k8s_store.classify_api_exception(exc, "create", "Secret n/s", "n")
+        error = k8s_store.classify_api_exception(exc, "create", "Secret n/s", resource="secrets", namespace="n")
         assert "permission to create secrets in namespace n" in str(error)
 
     def test_retry_after_is_kept(self) -> None:
         exc = ApiException(status=429, reason="Too Many Requests")
         exc.headers = {"Retry-After": "7"}
-        error = k8s_store.classify_api_exception(exc, "get", "Secret n/s", "n")
+        error = k8s_store.classify_api_exception(exc, "get", "Secret n/s", resource="secrets", namespace="n")
         assert isinstance(error, TransientError)
         assert error.retry_after == 7.0
 

@@ -24,8 +24,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -37,10 +35,9 @@ from openai_operator.errors import (
     ConflictError,
     DestinationConflictError,
     NotFoundError,
-    OperatorError,
-    PermanentError,
     TransientError,
 )
+from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.specs import SecretDestination
 from openai_operator.secretvalue import fingerprint
 from openai_operator.stores.base import (
@@ -219,47 +216,6 @@ def _foreign_reason(labels: Mapping[str, str] | None) -> str:
 # --- the store ----------------------------------------------------------------------------------
 
 
-def _retry_after(error: ApiException) -> float | None:
-    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if present and valid."""
-    headers: Any = error.headers
-    raw = headers.get("Retry-After") if headers is not None else None
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(str(raw))
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-_VERB_NOUN: Final = {"get": "read", "create": "create", "update": "update", "delete": "delete"}
-
-
-def classify_api_exception(error: ApiException, verb: str, what: str, namespace: str) -> OperatorError:
-    """One ``ApiException`` as the project's error; only status and reason, never the body."""
-    status = int(error.status or 0)
-    text = f"{_VERB_NOUN.get(verb, verb)} {what}: HTTP {status} {error.reason or ''}".strip()
-    if status == 404:
-        return NotFoundError(text)
-    if status == 409:
-        return ConflictError(f"{text} (changed concurrently; re-read and retry)")
-    if status == 401:
-        return PermanentError(f"{text} (the operator's Kubernetes credentials were rejected)")
-    if status == 403:
-        return PermanentError(
-            f"{text} (the operator's ServiceAccount lacks permission to {verb} secrets in namespace {namespace})"
-        )
-    if status == 429 or status >= 500 or status == 0:
-        return TransientError(text, retry_after=_retry_after(error))
-    return PermanentError(text)
-
-
 class KubernetesSecretStore:
     """A :class:`~openai_operator.stores.base.SecretStore` writing ``spec.secret`` in ``namespace``."""
 
@@ -290,7 +246,7 @@ class KubernetesSecretStore:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except ApiException as exc:
-            raise classify_api_exception(exc, verb, self._what, self._namespace) from None
+            raise classify_api_exception(exc, verb, self._what, resource="secrets", namespace=self._namespace) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransientError(f"{verb} {self._what}: Kubernetes API unreachable ({type(exc).__name__})") from None
 

@@ -1,0 +1,86 @@
+"""Everything the operations need from the outside world, built once at startup and closed at exit.
+
+Nothing is created at import time: ``handlers.lifecycle`` calls :func:`build_deps` in Kopf's
+startup handler and keeps the result in Kopf's ``memo``; tests build their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import hvac
+import kubernetes
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
+
+from openai_operator.config import OperatorConfig
+from openai_operator.k8s.objects import ObjectClient
+from openai_operator.metrics import OperatorMetrics
+from openai_operator.openai import AdminClient, new_http_client
+from openai_operator.stores.vault import build_vault_client
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    config: OperatorConfig
+    admin: AdminClient
+    core: CoreV1Api
+    apps: AppsV1Api
+    objects: ObjectClient
+    metrics: OperatorMetrics
+    vault_client_factory: Callable[[], hvac.Client] | None
+    clock: Callable[[], datetime] = utc_now
+    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    _closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def lock(self, kind: str, namespace: str | None, name: str) -> asyncio.Lock:
+        """One lock per object: a timer and a change handler never work on the same object at once."""
+        return self.locks[f"{kind}/{namespace or ''}/{name}"]
+
+    async def close(self) -> None:
+        for closer in reversed(self._closers):
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def _kubernetes_api_client() -> ApiClient:
+    """In a pod, the ServiceAccount; elsewhere, ``KUBECONFIG`` or ``~/.kube/config``."""
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return ApiClient()
+    except kubernetes.config.ConfigException:
+        client: ApiClient = kubernetes.config.new_client_from_config()  # type: ignore[no-untyped-call]
+        return client
+
+
+async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
+    http = new_http_client()
+    admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
+                        observer=metrics.observe_admin_request)
+    api_client = await asyncio.to_thread(_kubernetes_api_client)
+    vault_factory: Callable[[], hvac.Client] | None = None
+    if config.vault_addr:
+        address, token, role = config.vault_addr, config.vault_token, config.vault_kubernetes_role
+
+        def vault_factory() -> hvac.Client:
+            return build_vault_client(address, token=token.reveal() if token else None, kubernetes_role=role)
+
+    deps = Deps(
+        config=config,
+        admin=admin,
+        core=CoreV1Api(api_client),
+        apps=AppsV1Api(api_client),
+        objects=ObjectClient(CustomObjectsApi(api_client)),
+        metrics=metrics,
+        vault_client_factory=vault_factory,
+    )
+    deps._closers.extend([http.aclose, api_client.close])
+    return deps

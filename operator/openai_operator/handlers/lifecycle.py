@@ -1,0 +1,86 @@
+"""Start-up, shutdown and the explicit operational settings (STYLE.md practice 15).
+
+- Our own finalizer and annotation prefix, not Kopf's defaults, so this operator never trips over
+  another Kopf operator's state on the same objects.
+- Peering for HA replicas (only the highest-priority replica acts); ``--standalone`` for tests.
+- Kopf posts only warnings from its own logs as Events; our Events are explicit and scrubbed.
+- Clients are built here, kept in ``memo.deps``, and closed on cleanup.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from openai_operator.config import OperatorConfig
+from openai_operator.deps import build_deps
+from openai_operator.metrics import OperatorMetrics, start_metrics_server
+from openai_operator.model.resources import GROUP
+
+FINALIZER = f"{GROUP}/finalizer"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``openai-operator run`` watches: namespaces, peering, probes."""
+
+    namespaces: tuple[str, ...] = ()
+    standalone: bool = False
+    peering_name: str = "openai-operator"
+    priority: int = 0
+    liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
+
+
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo["config"]
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 8
+    metrics = OperatorMetrics()
+    memo["deps"] = await build_deps(config, metrics)
+    if config.metrics_port is not None:
+        memo["metrics_server"] = await start_metrics_server(metrics, port=config.metrics_port)
+
+
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "metrics_server" in memo:
+        await memo["metrics_server"].stop()
+    if "deps" in memo:
+        await memo["deps"].close()
+
+
+def register(config: OperatorConfig) -> kopf.OperatorRegistry:
+    """Register every handler in a fresh registry (timer intervals come from ``config``)."""
+    from openai_operator.handlers import keys, projects
+
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    projects.register(registry, config)
+    keys.register(registry, config)
+    return registry
+
+
+def run_operator(config: OperatorConfig, options: RunOptions) -> None:
+    """Run until stopped (SIGINT/SIGTERM)."""
+    registry = register(config)
+    kopf.run(
+        registry=registry,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        standalone=options.standalone,
+        peering_name=None if options.standalone else options.peering_name,
+        priority=options.priority,
+        liveness_endpoint=options.liveness_endpoint,
+        memo=kopf.Memo(config=config),
+    )

@@ -1,0 +1,1 @@
+"""Small Kubernetes helpers used by the operations (never by the pure planners)."""

@@ -1,0 +1,323 @@
+"""Issue, deliver, verify and revoke the credentials of one OpenAIKey.
+
+The order of the issue steps is what keeps keys safe (DESIGN.md section 2):
+
+1. policy: the project is Ready and allows this namespace, quotas leave room;
+2. service accounts named for this key but not recorded in status are deleted (a run died after
+   creating one and before storing its value, which OpenAI returns only once);
+3. a new service account ``k8s.<namespace>.<name>.r<N>`` is created with a backstop expiry, and its
+   key restricted to ``spec.scopes``;
+4. the value goes to every destination at once (refusing destinations the operator does not own);
+5. the key is verified with ``GET /v1/models``;
+6. only then is the credential promoted in status; an older credential moves to ``previous`` and is
+   revoked when its grace period ends.
+
+If anything fails between 3 and 6 the new service account is deleted on the spot (best effort; the
+next run's step 2 catches what this misses), so a failure never leaves a live, unrecorded key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from openai_operator.deps import Deps
+from openai_operator.errors import (
+    DestinationConflictError,
+    NotFoundError,
+    OperatorError,
+    PermanentError,
+    SpecError,
+    TransientError,
+)
+from openai_operator.k8s.namespaces import namespace_labels
+from openai_operator.model.conditions import ConditionType, set_condition
+from openai_operator.model.naming import service_account_name
+from openai_operator.model.reasons import Reason
+from openai_operator.model.specs import KeyDeletionPolicy, KeySpec, parse_key_spec
+from openai_operator.model.status import (
+    Destinations,
+    KeyStatus,
+    PreviousCredential,
+    SecretDestinationStatus,
+    VaultDestinationStatus,
+)
+from openai_operator.openai.errors import KeyRejectedError
+from openai_operator.operations.outcome import Outcome
+from openai_operator.reconcile.key_plan import (
+    DestinationState,
+    IssueDecision,
+    KeyObservation,
+    SeenServiceAccount,
+    plan_key,
+    unrecorded_service_accounts,
+)
+from openai_operator.reconcile.policy import ProjectView, check_key_policy
+from openai_operator.secretvalue import SecretValue
+from openai_operator.stores import KeyMaterial, Owner, SecretStore, WriteResult, stores_for
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """The OpenAIKey being worked on."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+
+
+def _ready(status: KeyStatus, ok: bool, reason: str, message: str, ref: KeyRef, now: datetime) -> KeyStatus:
+    conditions = set_condition(status.conditions, ConditionType.READY, ok, reason, message, ref.generation, now)
+    return replace(status, conditions=tuple(conditions), observed_generation=ref.generation)
+
+
+def _ready_reason(status: KeyStatus) -> str | None:
+    for condition in status.conditions:
+        if condition.type == ConditionType.READY:
+            return condition.reason
+    return None
+
+
+def key_lifetime(spec: KeySpec, deps: Deps) -> timedelta:
+    """The backstop ``expires_in_seconds``: rotation period + grace + margin (DESIGN.md section 2)."""
+    config = deps.config
+    if spec.rotation is not None and spec.rotation.every is not None:
+        return spec.rotation.every + spec.rotation.grace_period + config.key_expiry_margin
+    return config.default_key_lifetime
+
+
+async def reconcile_key(
+    deps: Deps,
+    ref: KeyRef,
+    *,
+    spec_raw: Mapping[str, Any],
+    status_raw: Mapping[str, Any] | None,
+    project: ProjectView | None,
+    other_keys_holding_credentials: int,
+) -> Outcome:
+    """Bring one OpenAIKey to its desired state; the returned status is always worth saving."""
+    now = deps.clock()
+    status = KeyStatus.from_dict(status_raw)
+    outcome = Outcome()
+    try:
+        spec = parse_key_spec(spec_raw, name=ref.name)
+    except SpecError as error:
+        status = _ready(status, False, Reason.INVALID_SPEC, error.message, ref, now)
+        outcome.status = status.to_patch()
+        outcome.note("Warning", Reason.INVALID_SPEC, error.message)
+        outcome.error = error
+        return outcome
+
+    labels = await namespace_labels(deps.core, ref.namespace)
+    refusal = check_key_policy(
+        spec,
+        namespace=ref.namespace,
+        namespace_labels=labels,
+        project=project,
+        other_keys_holding_credentials=other_keys_holding_credentials,
+        holds_credential=status.key_id is not None,
+        vault_prefix=deps.config.vault_prefix_for(ref.namespace),
+    )
+    if refusal is not None:
+        if _ready_reason(status) != refusal.reason:
+            outcome.note("Warning", refusal.reason, refusal.message)
+        status = _ready(status, False, refusal.reason, refusal.message, ref, now)
+        outcome.status = status.to_patch()
+        return outcome
+
+    assert project is not None  # guaranteed by check_key_policy
+    assert project.project_id is not None
+    project_id = project.project_id
+    try:
+        status = await _converge(deps, ref, spec, status, project_id, outcome, now)
+    except OperatorError as error:
+        reason = _failure_reason(error)
+        status = replace(status, failed_attempts=status.failed_attempts + 1, last_failure_time=now)
+        if status.key_id is None or reason == Reason.DESTINATION_CONFLICT:
+            # Without a delivered credential (or with a destination we may not write) the key is not
+            # usable as specified. Otherwise the current credential keeps working and stays Ready.
+            status = _ready(status, False, reason, error.message, ref, now)
+        outcome.note("Warning", reason, error.message)
+        outcome.error = error
+    outcome.status = status.to_patch()
+    return outcome
+
+
+def _failure_reason(error: OperatorError) -> str:
+    if isinstance(error, DestinationConflictError):
+        return Reason.DESTINATION_CONFLICT
+    if isinstance(error, KeyRejectedError):
+        return Reason.VERIFICATION_FAILED
+    if isinstance(error, TransientError):
+        return Reason.ADMIN_API_UNAVAILABLE
+    return Reason.ADMIN_API_REJECTED
+
+
+async def _observe_destinations(
+    ref: KeyRef, stores: Sequence[SecretStore]
+) -> dict[str, DestinationState]:
+    owner = Owner(ref.namespace, ref.name, ref.uid)
+    destinations: dict[str, DestinationState] = {}
+    for store in stores:
+        seen = await store.observe(owner)
+        destinations[store.kind] = (
+            DestinationState(False) if seen is None else DestinationState(True, seen.fingerprint)
+        )
+    return destinations
+
+
+async def _converge(
+    deps: Deps, ref: KeyRef, spec: KeySpec, status: KeyStatus, project_id: str, outcome: Outcome, now: datetime
+) -> KeyStatus:
+    stores = stores_for(
+        spec, ref.namespace, core_api=deps.core, vault_client_factory=deps.vault_client_factory,
+        fingerprint_key=deps.config.fingerprint_key,
+    )
+    observed = KeyObservation(service_accounts=(), destinations=await _observe_destinations(ref, stores))
+    plan = plan_key(spec, status, observed, namespace=ref.namespace, name=ref.name, now=now)
+    if plan.issue is not None:
+        # Only a run that is about to issue needs the project's service accounts: leftovers of an
+        # interrupted issue are deleted before a new one is created. A steady key costs no list.
+        accounts = await deps.admin.list_service_accounts(project_id)
+        observed = replace(observed, service_accounts=[SeenServiceAccount(a.id, a.name) for a in accounts])
+        plan = plan_key(spec, status, observed, namespace=ref.namespace, name=ref.name, now=now)
+
+    for account in plan.delete_unrecorded:
+        await deps.admin.delete_service_account(project_id, account.id)
+        outcome.note("Normal", Reason.REVOKED,
+                     f"Deleted service account {account.name} ({account.id}): created by an interrupted "
+                     "run and never recorded")
+
+    if plan.issue is not None:
+        status = await _issue(deps, ref, spec, status, project_id, stores, plan.issue, outcome, now)
+    elif _ready_reason(status) != Reason.ISSUED:
+        status = _ready(status, True, Reason.ISSUED, f"credential r{status.revision} delivered and verified",
+                        ref, now)
+
+    remaining = list(status.previous)
+    for previous in plan.revoke_previous:
+        await deps.admin.delete_service_account(project_id, previous.service_account_id)
+        remaining = [p for p in remaining if p.service_account_id != previous.service_account_id]
+        outcome.note("Normal", Reason.PREVIOUS_REVOKED,
+                     f"Revoked previous credential {previous.key_id} (service account "
+                     f"{previous.service_account_id}) after its grace period")
+    return replace(status, previous=tuple(remaining), failed_attempts=0, last_failure_time=None)
+
+
+async def _issue(
+    deps: Deps,
+    ref: KeyRef,
+    spec: KeySpec,
+    status: KeyStatus,
+    project_id: str,
+    stores: Sequence[SecretStore],
+    decision: IssueDecision,
+    outcome: Outcome,
+    now: datetime,
+) -> KeyStatus:
+    revision = status.revision + 1
+    name = service_account_name(ref.namespace, ref.name, revision)
+    lifetime = key_lifetime(spec, deps)
+    created = await deps.admin.create_service_account(
+        project_id, name, expires_in_seconds=int(lifetime.total_seconds())
+    )
+    account = created.service_account
+    try:
+        if created.api_key is None:
+            raise PermanentError(f"OpenAI created service account {account.id} without an API key")
+        key = created.api_key
+        if spec.scopes:
+            await deps.admin.update_project_api_key(project_id, key.id, scopes=list(spec.scopes))
+        material = KeyMaterial(
+            api_key=key.value, project_id=project_id, base_url=deps.config.secret_base_url,
+            key_id=key.id, revision=revision,
+        )
+        owner = Owner(ref.namespace, ref.name, ref.uid)
+        results = [await store.write(owner, material) for store in stores]
+        await deps.admin.verify_key(key.value)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await deps.admin.delete_service_account(project_id, account.id)
+        raise
+
+    previous = list(status.previous)
+    if status.service_account_id is not None:
+        grace = spec.rotation.grace_period if spec.rotation is not None else timedelta(hours=1)
+        previous.append(PreviousCredential(status.key_id, status.service_account_id, now + grace))
+    status = replace(
+        status,
+        project_id=project_id,
+        service_account_id=account.id,
+        key_id=key.id,
+        redacted_key=_redacted(key.value),
+        revision=revision,
+        created_at=key.created_at or now,
+        expires_at=key.expires_at or now + lifetime,
+        last_rotated_at=now if revision > 1 else status.last_rotated_at,
+        previous=tuple(previous),
+        destinations=_destinations(results, stores),
+    )
+    where = ", ".join(f"{s.kind} {r.location}" for s, r in zip(stores, results, strict=True))
+    outcome.note("Normal", Reason.ISSUED,
+                 f"Issued credential r{revision} (key {key.id}, service account {account.id}) to {where}; "
+                 f"cause: {decision.message}")
+    deps.metrics.record_rotation("success", decision.reason)
+    return _ready(status, True, Reason.ISSUED, f"credential r{revision} delivered and verified", ref, now)
+
+
+def _redacted(value: SecretValue) -> str:
+    return value.redacted()
+
+
+def _destinations(results: Sequence[WriteResult], stores: Sequence[SecretStore]) -> Destinations:
+    secret = vault = None
+    for store, result in zip(stores, results, strict=True):
+        if store.kind == "secret":
+            secret = SecretDestinationStatus(result.location, result.fingerprint)
+        elif store.kind == "vault":
+            vault = VaultDestinationStatus(result.location, result.version)
+    return Destinations(secret=secret, vault=vault)
+
+
+async def finalize_key(
+    deps: Deps, ref: KeyRef, *, spec_raw: Mapping[str, Any], status_raw: Mapping[str, Any] | None,
+    project: ProjectView | None,
+) -> Outcome:
+    """Deletion: revoke every credential of the key and remove what it delivered (unless Retain)."""
+    outcome = Outcome()
+    status = KeyStatus.from_dict(status_raw)
+    try:
+        spec: KeySpec | None = parse_key_spec(spec_raw, name=ref.name)
+    except SpecError:
+        spec = None
+    if spec is not None and spec.deletion_policy == KeyDeletionPolicy.RETAIN:
+        outcome.note("Normal", Reason.REVOKED, "deletionPolicy is Retain: credentials and destinations kept")
+        return outcome
+    project_id = status.project_id or (project.project_id if project else None)
+    if project_id is not None:
+        ids = {status.service_account_id, *(p.service_account_id for p in status.previous)} - {None}
+        try:
+            accounts = await deps.admin.list_service_accounts(project_id)
+        except NotFoundError:
+            accounts = []
+        seen = [SeenServiceAccount(a.id, a.name) for a in accounts]
+        ids |= {a.id for a in unrecorded_service_accounts(ref.namespace, ref.name, status, seen)}
+        for account_id in sorted(i for i in ids if i is not None):
+            await deps.admin.delete_service_account(project_id, account_id)
+        if ids:
+            outcome.note("Normal", Reason.REVOKED, f"Revoked {len(ids)} credential(s) of the deleted key")
+    if spec is not None:
+        owner = Owner(ref.namespace, ref.name, ref.uid)
+        for store in stores_for(spec, ref.namespace, core_api=deps.core,
+                                vault_client_factory=deps.vault_client_factory,
+                                fingerprint_key=deps.config.fingerprint_key):
+            await store.delete(owner)
+    return outcome

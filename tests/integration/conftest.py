@@ -1,0 +1,63 @@
+"""Fixtures for tests that run the operator for real: the emulator as a subprocess, and the operator
+(``openai-operator run``) as a subprocess that tests can stop, SIGKILL and start again.
+
+Every operator log file of the session is kept in one folder, so the key-material scan can read
+all of them at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import Emulator, OperatorProcess
+from openai_operator.devstack.stack import Stack
+from testbed import KubeCluster
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    stack = Stack(tmp_path_factory.mktemp("emulator"), with_vault=False, with_emulator=True)
+    try:
+        stack.state_dir = stack.state_dir.resolve()
+        base_url, admin_key = stack.start_emulator()
+        yield Emulator(base_url, admin_key)
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder that keeps every operator log of the session (scanned for key material)."""
+    return tmp_path_factory.mktemp("operator-logs")
+
+
+@pytest.fixture
+def operator_factory(
+    kube: KubeCluster, crds: list[str], emulator: Emulator, operator_logs: Path
+) -> Iterator[OperatorProcess]:
+    """An operator that is not started yet (tests start, kill and restart it)."""
+    env = {
+        **kube.env,
+        "OPENAI_BASE_URL": emulator.base_url,
+        "OPENAI_ADMIN_KEY": emulator.admin_key,
+        "OPENAI_OPERATOR_KEY_RESYNC_INTERVAL": "2s",
+        "OPENAI_OPERATOR_PROJECT_RESYNC_INTERVAL": "5s",
+    }
+    log_dir = operator_logs / f"run-{len(list(operator_logs.iterdir()))}"
+    log_dir.mkdir()
+    operator = OperatorProcess(env=env, log_dir=log_dir)
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+@pytest.fixture
+def operator(operator_factory: OperatorProcess) -> OperatorProcess:
+    """A running operator."""
+    operator_factory.start()
+    return operator_factory
+

@@ -1,0 +1,307 @@
+"""The operator on the real test bed against the emulator: what a platform team and an application
+team see. The last test scans everything this module produced for key material.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness import Emulator, OperatorProcess
+from support import wait_for
+from testbed import Kubectl
+
+KEY_SHAPE = re.compile(r"sk-(?:svcacct-|proj-|admin-)?[A-Za-z0-9_\-]{20,}")
+DELIVERED: set[str] = set()
+"""Every key value a test read from a Secret; the final scan looks for each of them verbatim."""
+
+
+def apply(kubectl: Kubectl, manifest: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def project_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIProject",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def key_manifest(name: str, namespace: str, project: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIKey",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"projectRef": {"name": project}, "secret": {}, **spec}}
+
+
+def get(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    result = kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def condition(obj: dict[str, Any], type: str = "Ready") -> dict[str, Any]:
+    for c in obj.get("status", {}).get("conditions", []):
+        if c["type"] == type:
+            return c  # type: ignore[no-any-return]
+    return {}
+
+
+def secret_value(kubectl: Kubectl, namespace: str, name: str, field: str = "OPENAI_API_KEY") -> str | None:
+    secret = get(kubectl, "secret", name, "-n", namespace)
+    data = secret.get("data", {})
+    if field not in data:
+        return None
+    value = base64.b64decode(data[field]).decode()
+    if field == "OPENAI_API_KEY":
+        DELIVERED.add(value)
+    return value
+
+
+def live_accounts_for(emulator: Emulator, project_id: str, namespace: str, name: str) -> list[dict[str, Any]]:
+    prefix = f"k8s.{namespace}.{name}.r"
+    return [a for a in emulator.project(project_id)["service_accounts"] if a["name"].startswith(prefix)]
+
+
+@pytest.fixture
+def project(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """An OpenAIProject that allows the test's namespace (deleted after the test)."""
+    name = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, project_manifest(name, keyPolicy={"allowedNamespaces": {"names": [namespace]}}))
+    yield name
+    kubectl("delete", "openaiproject", name, "--wait=false", check=False)
+
+
+def wait_ready(kubectl: Kubectl, *args: str, timeout: float = 60) -> dict[str, Any]:
+    return wait_for(lambda: (obj := get(kubectl, *args)) and condition(obj).get("status") == "True" and obj,
+                    timeout=timeout, what=f"{' '.join(args)} to be Ready")
+
+
+def test_project_and_key_lifecycle(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str
+) -> None:
+    """apply project + key → a working key in the Secret; delete key → revoked; delete project → archived."""
+    project_obj = wait_ready(kubectl, "openaiproject", project)
+    project_id = project_obj["status"]["projectId"]
+    assert emulator.project(project_id)["status"] == "active"
+
+    apply(kubectl, key_manifest("chat", namespace, project))
+    key = wait_ready(kubectl, "openaikey", "chat", "-n", namespace)
+    status = key["status"]
+    value = secret_value(kubectl, namespace, "chat")
+    assert value is not None
+    assert value.startswith("sk-svcacct-")
+    assert emulator.models_status(value) == 200
+    assert secret_value(kubectl, namespace, "chat", "OPENAI_PROJECT_ID") == project_id
+    assert secret_value(kubectl, namespace, "chat", "OPENAI_BASE_URL") == emulator.base_url
+    assert status["revision"] == 1
+    assert status["keyId"]
+    assert status["serviceAccountId"]
+    assert status["redactedKey"] == value[:8] + "*" * (len(value) - 12) + value[-4:]
+    assert status["destinations"]["secret"]["name"] == "chat"
+    assert status["destinations"]["secret"]["fingerprint"].startswith("hmac-sha256:")
+    assert status["expiresAt"]
+    assert status["createdAt"]
+    accounts = live_accounts_for(emulator, project_id, namespace, "chat")
+    assert [a["id"] for a in accounts] == [status["serviceAccountId"]]
+
+    secret = get(kubectl, "secret", "chat", "-n", namespace)
+    assert secret["type"] == "Opaque"
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "openai-operator"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == key["metadata"]["uid"]
+
+    table = kubectl("get", "openaikey", "chat", "-n", namespace).stdout
+    assert re.search(rf"chat\s+{project}\s+True\s+Issued", table), table
+    projects_table = kubectl("get", "openaiproject", project).stdout
+    assert project_id in projects_table
+    assert "True" in projects_table
+
+    wait_for(lambda: get(kubectl, "openaiproject", project).get("status", {}).get("keys") == 1,
+             timeout=30, what="the project to count its key")
+
+    kubectl("delete", "openaikey", "chat", "-n", namespace, "--timeout=60s")
+    assert live_accounts_for(emulator, project_id, namespace, "chat") == []
+    assert emulator.models_status(value) == 401
+    wait_for(lambda: kubectl("get", "secret", "chat", "-n", namespace, check=False).returncode != 0,
+             timeout=30, what="the delivered Secret to be removed")
+
+    kubectl("delete", "openaiproject", project, "--timeout=60s")
+    assert emulator.project(project_id)["status"] == "archived"
+
+
+def test_namespace_not_allowed_gets_no_key_until_the_policy_allows_it(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str
+) -> None:
+    name = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, project_manifest(name, keyPolicy={"allowedNamespaces": {"selector": {
+        "matchLabels": {"openai-access": "granted"}}}}))
+    try:
+        project_id = wait_ready(kubectl, "openaiproject", name)["status"]["projectId"]
+        apply(kubectl, key_manifest("denied", namespace, name))
+        refused = wait_for(
+            lambda: condition(get(kubectl, "openaikey", "denied", "-n", namespace)).get("reason")
+            == "NamespaceNotAllowed", timeout=60, what="Ready=False/NamespaceNotAllowed")
+        assert refused
+        key = get(kubectl, "openaikey", "denied", "-n", namespace)
+        assert condition(key)["status"] == "False"
+        assert namespace in condition(key)["message"]
+        events = get(kubectl, "events", "-n", namespace,
+                     "--field-selector", "involvedObject.name=denied,reason=NamespaceNotAllowed")
+        assert len(events["items"]) == 1
+        assert kubectl("get", "secret", "denied", "-n", namespace, check=False).returncode != 0
+        assert live_accounts_for(emulator, project_id, namespace, "denied") == []
+
+        kubectl("label", "namespace", namespace, "openai-access=granted")
+        wait_ready(kubectl, "openaikey", "denied", "-n", namespace, timeout=60)
+        assert len(live_accounts_for(emulator, project_id, namespace, "denied")) == 1
+        events = get(kubectl, "events", "-n", namespace,
+                     "--field-selector", "involvedObject.name=denied,reason=NamespaceNotAllowed")
+        assert len(events["items"]) == 1, "the refusal is announced once, not on every re-check"
+    finally:
+        kubectl("delete", "openaikey", "denied", "-n", namespace, "--timeout=60s", check=False)
+        kubectl("delete", "openaiproject", name, "--wait=false", check=False)
+
+
+def test_key_for_a_missing_project_waits_for_it(
+    kubectl: Kubectl, operator: OperatorProcess, namespace: str
+) -> None:
+    name = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, key_manifest("early", namespace, name))
+    wait_for(lambda: condition(get(kubectl, "openaikey", "early", "-n", namespace)).get("reason")
+             == "ProjectNotFound", timeout=60, what="Ready=False/ProjectNotFound")
+    apply(kubectl, project_manifest(name, keyPolicy={"allowedNamespaces": {"names": [namespace]}}))
+    try:
+        wait_ready(kubectl, "openaikey", "early", "-n", namespace, timeout=60)
+    finally:
+        kubectl("delete", "openaikey", "early", "-n", namespace, "--timeout=60s", check=False)
+        kubectl("delete", "openaiproject", name, "--wait=false", check=False)
+
+
+def test_a_secret_the_operator_does_not_own_is_never_overwritten(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str
+) -> None:
+    project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
+    kubectl("create", "secret", "generic", "taken", "-n", namespace, "--from-literal=OPENAI_API_KEY=theirs")
+    apply(kubectl, key_manifest("taken", namespace, project))
+    wait_for(lambda: condition(get(kubectl, "openaikey", "taken", "-n", namespace)).get("reason")
+             == "DestinationConflict", timeout=60, what="Ready=False/DestinationConflict")
+    assert secret_value(kubectl, namespace, "taken") == "theirs"
+    wait_for(lambda: live_accounts_for(emulator, project_id, namespace, "taken") == [], timeout=30,
+             what="the credential minted for the refused Secret to be revoked")
+    kubectl("delete", "openaikey", "taken", "-n", namespace, "--timeout=60s")
+    assert secret_value(kubectl, namespace, "taken") == "theirs"
+
+
+@pytest.mark.parametrize(
+    ("window", "route", "method"),
+    [
+        ("after the service account exists, before the Secret is written",
+         "/v1/organization/projects/*/api_keys/*", "POST"),
+        ("after the Secret is written, before status records the credential", "/v1/models", "GET"),
+    ],
+    ids=["before-secret-write", "before-status-write"],
+)
+def test_sigkill_mid_issue_leaves_exactly_one_live_credential(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str,
+    window: str, route: str, method: str,
+) -> None:
+    """SIGKILL the operator {window}: after a restart exactly one live credential exists and the
+    Secret holds it."""
+    project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
+    fault = emulator.add_fault({"route": route, "method": method, "latency_ms": 30000, "times": 1})
+    try:
+        apply(kubectl, key_manifest("crash", namespace, project, scopes=["api.model.read"]))
+        wait_for(lambda: live_accounts_for(emulator, project_id, namespace, "crash"),
+                 timeout=60, what="the first service account to be created")
+        if route == "/v1/models":
+            wait_for(lambda: secret_value(kubectl, namespace, "crash"), timeout=60,
+                     what="the Secret to be written")
+        wait_for(lambda: any(f["id"] == fault["id"] and f["matched"] for f in
+                             httpx_get_json(f"{emulator.control}/faults")["faults"]),
+                 timeout=60, what=f"the operator to be stuck {window}")
+        operator.kill()
+        assert "keyId" not in get(kubectl, "openaikey", "crash", "-n", namespace).get("status", {})
+    finally:
+        emulator.clear_faults()
+    operator.start()
+    key = wait_ready(kubectl, "openaikey", "crash", "-n", namespace, timeout=90)
+    wait_for(lambda: len(live_accounts_for(emulator, project_id, namespace, "crash")) == 1, timeout=30,
+             what="the unrecorded service account to be deleted")
+    live = live_accounts_for(emulator, project_id, namespace, "crash")
+    assert [a["id"] for a in live] == [key["status"]["serviceAccountId"]]
+    value = secret_value(kubectl, namespace, "crash")
+    assert value is not None
+    assert emulator.models_status(value) == 200
+    assert [k["id"] for k in live[0]["api_keys"]] == [key["status"]["keyId"]]
+    assert live[0]["api_keys"][0]["scopes"] == ["api.model.read"]
+    kubectl("delete", "openaikey", "crash", "-n", namespace, "--timeout=60s")
+
+
+def httpx_get_json(url: str) -> dict[str, Any]:
+    import httpx
+
+    return httpx.get(url, timeout=10).json()  # type: ignore[no-any-return]
+
+
+def test_converges_under_admin_api_faults_without_a_retry_storm(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str
+) -> None:
+    """30% 5xx and 429 bursts on the Admin API: every key still becomes Ready, with bounded calls."""
+    name = f"p-{secrets.token_hex(3)}"
+    emulator.reset_calls()
+    emulator.add_fault({"route": "/v1/organization/*", "method": "*", "error_rate": 0.3, "error_status": 503,
+                        "seed": 7})
+    emulator.add_fault({"route": "/v1/organization/*", "method": "*", "rate_limit_burst": 5, "retry_after": 1})
+    keys = [f"k{i}" for i in range(5)]
+    try:
+        apply(kubectl, project_manifest(name, keyPolicy={"allowedNamespaces": {"names": [namespace]}}))
+        for key in keys:
+            apply(kubectl, key_manifest(key, namespace, name))
+        for key in keys:
+            wait_ready(kubectl, "openaikey", key, "-n", namespace, timeout=180)
+        project_id = get(kubectl, "openaiproject", name)["status"]["projectId"]
+        for key in keys:
+            assert len(live_accounts_for(emulator, project_id, namespace, key)) == 1
+            value = secret_value(kubectl, namespace, key)
+            assert value is not None
+            assert emulator.models_status(value) == 200
+    finally:
+        emulator.clear_faults()
+    calls = emulator.admin_calls()
+    total = sum(c["count"] for c in calls)
+    failed = sum(c["count"] for c in calls if c["status"] >= 500 or c["status"] == 429)
+    creates = sum(c["count"] for c in calls if c["method"] == "POST" and c["route"].endswith("/service_accounts"))
+    print(f"\nAdmin API calls under faults for 1 project + {len(keys)} keys: total={total} "  # noqa: T201
+          f"failed(5xx/429)={failed} service-account creates={creates}")
+    assert failed > 0, "the faults were injected"
+    assert total < 40 * (len(keys) + 1), f"retry storm: {total} Admin API calls"
+    for key in keys:
+        kubectl("delete", "openaikey", key, "-n", namespace, "--wait=false")
+    kubectl("delete", "openaiproject", name, "--wait=false", check=False)
+
+
+def test_no_key_material_anywhere(
+    kubectl: Kubectl, emulator: Emulator, operator_logs: Any
+) -> None:
+    """Logs, Events, statuses, annotations and labels of this whole module hold no key-shaped string."""
+    assert len(DELIVERED) >= 5, "keys were issued and read in this module"
+    planted = "sk-svcacct-" + secrets.token_urlsafe(40)
+    assert KEY_SHAPE.search(f"scanner self-check {planted}")
+
+    sources: dict[str, str] = {}
+    for path in sorted(operator_logs.rglob("*.log")):
+        sources[str(path)] = path.read_text(errors="replace")
+    assert sources, "operator logs were collected"
+    sources["events"] = kubectl("get", "events", "-A", "-o", "json").stdout
+    for kind in ("openaikeys", "openaiprojects"):
+        sources[kind] = kubectl("get", kind, "-A", "-o", "json").stdout
+    secrets_list = json.loads(kubectl("get", "secrets", "-A", "-o", "json").stdout)
+    for item in secrets_list["items"]:
+        sources[f"secret {item['metadata']['namespace']}/{item['metadata']['name']} metadata"] = json.dumps(
+            item["metadata"])
+    leaks = {where: len(KEY_SHAPE.findall(text)) + sum(text.count(v) for v in DELIVERED | {emulator.admin_key})
+             for where, text in sources.items()}
+    leaks = {where: found for where, found in leaks.items() if found}
+    assert not leaks, f"key material found in: {sorted(leaks)}"
