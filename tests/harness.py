@@ -62,6 +62,9 @@ class OperatorProcess:
     runs: int = 0
     process: ManagedProcess | None = None
     extra_args: list[str] = field(default_factory=list)
+    standalone: bool = True
+    metrics_port: int = 0
+    health_port: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -70,10 +73,12 @@ class OperatorProcess:
     def start(self) -> None:
         assert self.process is None or self.process.exited() is not None, "already running"
         self.runs += 1
+        self.metrics_port, self.health_port = free_port(), free_port()
         self.process = ManagedProcess(
             name=f"operator-{self.runs}",
-            argv=[sys.executable, "-m", "openai_operator", "run", "--standalone", "--log-format=json",
-                  f"--metrics-port={free_port()}", f"--health-port={free_port()}", *self.extra_args],
+            argv=[sys.executable, "-m", "openai_operator", "run", *(["--standalone"] if self.standalone else []),
+                  "--log-format=json",
+                  f"--metrics-port={self.metrics_port}", f"--health-port={self.health_port}", *self.extra_args],
             log_path=self.log_path,
             env=self.env,
         )

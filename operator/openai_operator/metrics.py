@@ -51,6 +51,7 @@ class OperatorMetrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         r = self.registry
+        self._key_conditions: dict[tuple[str, str], dict[str, str]] = {}
         self.admin_api_requests = Counter(
             "admin_api_requests",
             "OpenAI API calls (one per attempt) by operation and HTTP status or transport error.",
@@ -118,6 +119,18 @@ class OperatorMetrics:
         """Record one reconcile pass of an ``OpenAIProject`` or ``OpenAIKey``."""
         self.reconcile_duration.labels(kind=kind, result="ok" if ok else "error").observe(duration_seconds)
 
+    def track_key_conditions(self, namespace: str, name: str, conditions: Mapping[str, str]) -> None:
+        """Remember one key's ``{condition type: status}`` and refresh the key-condition gauge."""
+        self._key_conditions[(namespace, name)] = dict(conditions)
+        self._refresh_key_conditions()
+
+    def _refresh_key_conditions(self) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for conditions in self._key_conditions.values():
+            for pair in conditions.items():
+                counts[pair] = counts.get(pair, 0) + 1
+        self.set_keys_by_condition(counts)
+
     def set_keys_by_condition(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Replace the key-condition gauge with ``{(condition, status): count}`` from a full count.
 
@@ -147,6 +160,8 @@ class OperatorMetrics:
         """Drop the per-key series of a deleted OpenAIKey."""
         with contextlib.suppress(KeyError):
             self.next_rotation.remove(namespace, name)
+        if self._key_conditions.pop((namespace, name), None) is not None:
+            self._refresh_key_conditions()
 
     def record_budget_alert(self, kind: str, threshold: int | float) -> None:
         """Count a budget threshold announcement (fired once per period per threshold)."""

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from harness import Emulator, OperatorProcess
@@ -120,6 +121,12 @@ def test_project_and_key_lifecycle(
 
     wait_for(lambda: get(kubectl, "openaiproject", project).get("status", {}).get("keys") == 1,
              timeout=30, what="the project to count its key")
+
+    metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=10).text
+    assert 'openai_operator_admin_api_requests_total{operation="create_service_account",status="200"}' in metrics
+    assert 'openai_operator_keys{condition="Ready",status="True"} 1.0' in metrics
+    assert 'openai_operator_reconcile_duration_seconds_count{kind="OpenAIKey",result="ok"}' in metrics
+    assert httpx.get(f"http://127.0.0.1:{operator.health_port}/healthz", timeout=10).status_code == 200
 
     kubectl("delete", "openaikey", "chat", "-n", namespace, "--timeout=60s")
     assert live_accounts_for(emulator, project_id, namespace, "chat") == []
@@ -240,8 +247,6 @@ def test_sigkill_mid_issue_leaves_exactly_one_live_credential(
 
 
 def httpx_get_json(url: str) -> dict[str, Any]:
-    import httpx
-
     return httpx.get(url, timeout=10).json()  # type: ignore[no-any-return]
 
 
@@ -282,11 +287,42 @@ def test_converges_under_admin_api_faults_without_a_retry_storm(
     kubectl("delete", "openaiproject", name, "--wait=false", check=False)
 
 
-def test_no_key_material_anywhere(
-    kubectl: Kubectl, emulator: Emulator, operator_logs: Any
+def test_two_replicas_with_peering_only_the_higher_priority_one_acts(
+    kubectl: Kubectl, emulator: Emulator, operator_factory: OperatorProcess, namespace: str, project: str
 ) -> None:
-    """Logs, Events, statuses, annotations and labels of this whole module hold no key-shaped string."""
-    assert len(DELIVERED) >= 5, "keys were issued and read in this module"
+    """HA: both replicas run, peering makes the lower-priority one stand by, so no key is issued twice."""
+    peering = f"openai-operator-{secrets.token_hex(3)}"
+    apply(kubectl, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}})
+    standby = OperatorProcess(env=operator_factory.env, log_dir=operator_factory.log_dir / "standby")
+    standby.log_dir.mkdir()
+    for replica, priority in ((operator_factory, 20), (standby, 10)):
+        replica.standalone = False
+        replica.extra_args = [f"--peering-name={peering}", f"--priority={priority}"]
+        replica.start()
+    try:
+        project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
+        apply(kubectl, key_manifest("ha", namespace, project))
+        wait_ready(kubectl, "openaikey", "ha", "-n", namespace)
+        assert len(live_accounts_for(emulator, project_id, namespace, "ha")) == 1
+        peers = get(kubectl, "clusterkopfpeering", peering).get("status", {})
+        assert sorted(p["priority"] for p in peers.values()) == [10, 20]
+        handled = [line for line in standby.log_lines() if "succeeded" in str(line.get("event", ""))
+                   and line.get("object")]
+        assert handled == [], "the standby replica handled objects"
+        kubectl("delete", "openaikey", "ha", "-n", namespace, "--timeout=60s")
+    finally:
+        standby.stop()
+
+
+def test_no_key_material_anywhere(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, operator_logs: Any, namespace: str, project: str
+) -> None:
+    """Logs, Events, statuses, annotations and labels of this whole module hold no key-shaped string
+    (nor any key value a test read from a Secret, nor the admin key)."""
+    wait_ready(kubectl, "openaiproject", project)
+    apply(kubectl, key_manifest("scanned", namespace, project))
+    wait_ready(kubectl, "openaikey", "scanned", "-n", namespace)
+    assert secret_value(kubectl, namespace, "scanned") in DELIVERED
     planted = "sk-svcacct-" + secrets.token_urlsafe(40)
     assert KEY_SHAPE.search(f"scanner self-check {planted}")
 

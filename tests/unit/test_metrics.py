@@ -110,3 +110,19 @@ class TestMetricsApp:
         assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
         assert response.body is not None
         assert b"openai_operator_orphans_revoked_total 2.0" in bytes(response.body)  # type: ignore[arg-type]
+
+
+class TestKeyConditionTally:
+    def test_counts_follow_each_keys_latest_conditions(self) -> None:
+        """The gauge counts keys by their current conditions; a key's update or removal moves it."""
+        reg = CollectorRegistry()
+        m = OperatorMetrics(reg)
+        m.track_key_conditions("a", "one", {"Ready": "True"})
+        m.track_key_conditions("a", "two", {"Ready": "False"})
+        m.track_key_conditions("b", "three", {"Ready": "False"})
+        m.track_key_conditions("b", "three", {"Ready": "True"})
+        assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "True"}) == 2
+        assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "False"}) == 1
+        m.forget_key("a", "two")
+        assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "False"}) is None
+        assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "True"}) == 2

@@ -75,6 +75,9 @@ async def reconcile(
             return
     post(body, outcome.notes)
     deps.metrics.observe_reconcile("OpenAIKey", time.monotonic() - started, ok=outcome.error is None)
+    deps.metrics.track_key_conditions(
+        namespace, name, {c["type"]: c["status"] for c in outcome.status.get("conditions") or []}
+    )
     raise_for(outcome.error, failed_attempts=int(outcome.status.get("failedAttempts") or 1))
 
 

@@ -34,7 +34,7 @@ class RunOptions:
     liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
 
 
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     config: OperatorConfig = memo["config"]
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -46,7 +46,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
     metrics = OperatorMetrics()
-    memo["deps"] = await build_deps(config, metrics)
+    deps = memo["deps"] = await build_deps(config, metrics)
+    peering = settings.peering
+    if not peering.standalone and peering.clusterwide and not await deps.objects.cluster_peering_exists(peering.name):
+        logger.warning(
+            f"ClusterKopfPeering {peering.name!r} does not exist, so this replica waits and handles nothing: "
+            "apply it (the Helm chart does) or run with --standalone"
+        )
     if config.metrics_port is not None:
         memo["metrics_server"] = await start_metrics_server(metrics, port=config.metrics_port)
 

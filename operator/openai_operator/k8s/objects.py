@@ -72,3 +72,15 @@ class ObjectClient:
             raise classify_api_exception(
                 error, "patch", f"OpenAIProject {name} status", resource="openaiprojects/status"
             ) from None
+
+    async def cluster_peering_exists(self, name: str) -> bool:
+        """Whether Kopf's ``ClusterKopfPeering`` object ``name`` exists (replicas wait without it)."""
+        try:
+            await asyncio.to_thread(self._api.get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise classify_api_exception(
+                error, "get", f"ClusterKopfPeering {name}", resource="clusterkopfpeerings"
+            ) from None
+        return True
