@@ -59,6 +59,8 @@ def _env(name: str) -> str:
 @click.option("--key-resync-interval", type=DURATION, default="5m", envvar=_env("KEY_RESYNC_INTERVAL"),
               help="How often every OpenAIKey is re-checked without a change.")
 @click.option("--project-resync-interval", type=DURATION, default="10m", envvar=_env("PROJECT_RESYNC_INTERVAL"))
+@click.option("--inventory-interval", type=DURATION, default="10m", envvar=_env("INVENTORY_INTERVAL"),
+              help="How often each project's service accounts are inventoried (drift and orphans).")
 @click.option("--vault-path-prefix", default="openai/{namespace}/", envvar=_env("VAULT_PATH_PREFIX"),
               help="Vault paths of a key must stay under this prefix ({namespace} is the key's namespace).")
 @click.option("--delivered-base-url", default=None, envvar=_env("DELIVERED_BASE_URL"),
@@ -66,7 +68,7 @@ def _env(name: str) -> str:
 def run(
     namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
     metrics_port: int, health_port: int, key_resync_interval: timedelta, project_resync_interval: timedelta,
-    vault_path_prefix: str, delivered_base_url: str | None,
+    inventory_interval: timedelta, vault_path_prefix: str, delivered_base_url: str | None,
 ) -> None:
     """Run the operator. The admin key comes from OPENAI_ADMIN_KEY, the API base from OPENAI_BASE_URL."""
     import os
@@ -86,6 +88,8 @@ def run(
         delivered_base_url=delivered_base_url,
         key_resync_interval=key_resync_interval,
         project_resync_interval=project_resync_interval,
+        inventory_interval=inventory_interval,
+        clusterwide=not namespaces,
         vault_path_prefix=vault_path_prefix,
         vault_addr=os.environ.get("VAULT_ADDR"),
         vault_token=SecretValue(vault_token) if vault_token else None,

@@ -29,6 +29,11 @@ class OperatorConfig:
     key_resync_interval: timedelta = timedelta(minutes=5)
     """How often each OpenAIKey is re-checked (policy, destinations, due work) without a change."""
     project_resync_interval: timedelta = timedelta(minutes=10)
+    inventory_interval: timedelta = timedelta(minutes=10)
+    """How often each project's service accounts are listed (one paged list) to find credentials
+    deleted outside the operator and orphans."""
+    clusterwide: bool = True
+    """Whether every namespace is watched; only then can the inventory tell an orphan for sure."""
     key_expiry_margin: timedelta = timedelta(days=7)
     """Added to rotation period + grace for ``expires_in_seconds`` (the backstop lifetime)."""
     default_key_lifetime: timedelta = timedelta(days=90)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import hvac
 import kubernetes
@@ -21,6 +22,9 @@ from openai_operator.k8s.objects import ObjectClient
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.openai import AdminClient, new_http_client
 from openai_operator.stores.vault import build_vault_client
+
+if TYPE_CHECKING:
+    from openai_operator.operations.inventory import InventorySnapshot
 
 
 def utc_now() -> datetime:
@@ -38,6 +42,8 @@ class Deps:
     vault_client_factory: Callable[[], hvac.Client] | None
     clock: Callable[[], datetime] = utc_now
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    inventory: dict[str, InventorySnapshot] = field(default_factory=dict)
+    """Latest service-account inventory per OpenAI project id (``operations.inventory``)."""
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
     def lock(self, kind: str, namespace: str | None, name: str) -> asyncio.Lock:

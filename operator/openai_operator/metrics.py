@@ -152,7 +152,8 @@ class OperatorMetrics:
     def set_next_rotation(self, namespace: str, name: str, timestamp: float | None) -> None:
         """Set (or with ``None`` remove) the next-rotation time of one key."""
         if timestamp is None:
-            self.forget_key(namespace, name)
+            with contextlib.suppress(KeyError):
+                self.next_rotation.remove(namespace, name)
         else:
             self.next_rotation.labels(namespace=namespace, name=name).set(timestamp)
 

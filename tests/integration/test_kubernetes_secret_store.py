@@ -117,6 +117,7 @@ async def test_create_writes_keys_labels_and_owner_reference(core: CoreV1Api, na
         "note": "hi",
         "openai.operator.dev/key-id": material.key_id,
         "openai.operator.dev/revision": "1",
+        "reloader.stakater.com/match": "true",
     }
     [ref] = _meta(secret).owner_references
     assert (ref.api_version, ref.kind, ref.name, ref.uid, ref.controller, ref.block_owner_deletion) == (

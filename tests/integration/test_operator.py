@@ -124,7 +124,7 @@ def test_project_and_key_lifecycle(
 
     metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=10).text
     assert 'openai_operator_admin_api_requests_total{operation="create_service_account",status="200"}' in metrics
-    assert 'openai_operator_keys{condition="Ready",status="True"} 1.0' in metrics
+    assert 'openai_operator_keys{condition="Ready",status="True"} 1.0' in metrics, metrics
     assert 'openai_operator_reconcile_duration_seconds_count{kind="OpenAIKey",result="ok"}' in metrics
     assert httpx.get(f"http://127.0.0.1:{operator.health_port}/healthz", timeout=10).status_code == 200
 

@@ -126,3 +126,11 @@ class TestKeyConditionTally:
         m.forget_key("a", "two")
         assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "False"}) is None
         assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "True"}) == 2
+
+    def test_clearing_the_next_rotation_keeps_the_key_counted(self) -> None:
+        """A key without a rotation schedule still counts in the condition gauge."""
+        reg = CollectorRegistry()
+        m = OperatorMetrics(reg)
+        m.track_key_conditions("a", "one", {"Ready": "True"})
+        m.set_next_rotation("a", "one", None)
+        assert reg.get_sample_value("openai_operator_keys", {"condition": "Ready", "status": "True"}) == 1

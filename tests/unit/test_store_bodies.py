@@ -42,7 +42,12 @@ class TestSecretBody:
                 "openai.operator.dev/key": "chatbot",
                 "openai.operator.dev/owner-uid": OWNER.uid,
             },
-            "annotations": {"note": "x", "openai.operator.dev/key-id": "key_123", "openai.operator.dev/revision": "3"},
+            "annotations": {
+                "note": "x",
+                "openai.operator.dev/key-id": "key_123",
+                "openai.operator.dev/revision": "3",
+                "reloader.stakater.com/match": "true",
+            },
             "ownerReferences": [
                 {
                     "apiVersion": "openai.operator.dev/v1alpha1",

@@ -20,6 +20,7 @@ from openai_operator.handlers._errors import raise_for
 from openai_operator.model.conditions import ConditionType
 from openai_operator.model.resources import GROUP, PROJECT_PLURAL, VERSION
 from openai_operator.model.specs import KeyPolicy, parse_project_spec
+from openai_operator.operations.inventory import take_inventory
 from openai_operator.operations.projects import ProjectRef, finalize_project, reconcile_project
 from openai_operator.reconcile.policy import ProjectView
 
@@ -69,6 +70,25 @@ async def reconcile(name: str, memo: kopf.Memo, key_index: kopf.Index[str, Any],
     raise_for(outcome.error)
 
 
+async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, Any], **_: Any) -> None:
+    """One paged list of the project's service accounts: orphans revoked, a snapshot kept for keys."""
+    deps: Deps = memo["deps"]
+    body = await deps.objects.get_project(name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    project_id = (body.get("status") or {}).get("projectId")
+    if not project_id:
+        return
+    found = key_index.get(name)
+    keys = [(namespace, key) for namespace, key, _holds in found] if found is not None else []
+    try:
+        outcome = await take_inventory(deps, project_id, keys, judge_orphans=deps.config.clusterwide)
+    except OperatorError as error:
+        raise_for(error)
+        return
+    post(body, outcome.notes)
+
+
 async def finalize(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deps: Deps = memo["deps"]
     async with deps.lock("project", None, name):
@@ -89,4 +109,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     kopf.on.update(*resource, registry=registry, field="spec")(_kopf_fn(reconcile))
     kopf.timer(*resource, registry=registry, id="resync", interval=config.project_resync_interval.total_seconds(),
                initial_delay=config.project_resync_interval.total_seconds())(_kopf_fn(reconcile))
+    kopf.timer(*resource, registry=registry, id="inventory", interval=config.inventory_interval.total_seconds(),
+               initial_delay=config.inventory_interval.total_seconds())(_kopf_fn(inventory))
     kopf.on.delete(*resource, registry=registry)(_kopf_fn(finalize))

@@ -36,6 +36,7 @@ from openai_operator.errors import (
     TransientError,
 )
 from openai_operator.k8s.namespaces import namespace_labels
+from openai_operator.k8s.restart import restart_targets
 from openai_operator.model.conditions import ConditionType, set_condition
 from openai_operator.model.naming import service_account_name
 from openai_operator.model.reasons import Reason
@@ -51,14 +52,18 @@ from openai_operator.openai.errors import KeyRejectedError
 from openai_operator.operations.outcome import Outcome
 from openai_operator.reconcile.key_plan import (
     DestinationState,
-    IssueDecision,
     KeyObservation,
+    KeyPlan,
     SeenServiceAccount,
+    backoff_until,
+    grace_for,
+    next_wake,
     plan_key,
+    planned_next_rotation,
     unrecorded_service_accounts,
 )
 from openai_operator.reconcile.policy import ProjectView, check_key_policy
-from openai_operator.secretvalue import SecretValue
+from openai_operator.reconcile.schedule import rotation_period
 from openai_operator.stores import KeyMaterial, Owner, SecretStore, WriteResult, stores_for
 
 log = structlog.get_logger(__name__)
@@ -86,11 +91,12 @@ def _ready_reason(status: KeyStatus) -> str | None:
     return None
 
 
-def key_lifetime(spec: KeySpec, deps: Deps) -> timedelta:
+def key_lifetime(spec: KeySpec, deps: Deps, now: datetime) -> timedelta:
     """The backstop ``expires_in_seconds``: rotation period + grace + margin (DESIGN.md section 2)."""
     config = deps.config
-    if spec.rotation is not None and spec.rotation.every is not None:
-        return spec.rotation.every + spec.rotation.grace_period + config.key_expiry_margin
+    if spec.rotation is not None:
+        period = rotation_period(spec.rotation, at=now)
+        return period + spec.rotation.grace_period + config.key_expiry_margin
     return config.default_key_lifetime
 
 
@@ -100,6 +106,7 @@ async def reconcile_key(
     *,
     spec_raw: Mapping[str, Any],
     status_raw: Mapping[str, Any] | None,
+    annotations: Mapping[str, str],
     project: ProjectView | None,
     other_keys_holding_credentials: int,
 ) -> Outcome:
@@ -137,21 +144,27 @@ async def reconcile_key(
     assert project.project_id is not None
     project_id = project.project_id
     try:
-        status = await _converge(deps, ref, spec, status, project_id, outcome, now)
+        status = await _converge(deps, ref, spec, status, project_id, annotations, outcome, now)
     except OperatorError as error:
         reason = _failure_reason(error)
-        status = replace(status, failed_attempts=status.failed_attempts + 1, last_failure_time=now)
+        status = replace(status, failed_attempts=status.failed_attempts + 1, last_failure_time=now,
+                         observed_generation=ref.generation)
         if status.key_id is None or reason == Reason.DESTINATION_CONFLICT:
             # Without a delivered credential (or with a destination we may not write) the key is not
             # usable as specified. Otherwise the current credential keeps working and stays Ready.
             status = _ready(status, False, reason, error.message, ref, now)
+        if status.key_id is not None:
+            deps.metrics.record_rotation("failure", reason)
         outcome.note("Warning", reason, error.message)
         outcome.error = error
+        outcome.wake_at = backoff_until(status, generation=ref.generation, namespace=ref.namespace, name=ref.name)
     outcome.status = status.to_patch()
     return outcome
 
 
 def _failure_reason(error: OperatorError) -> str:
+    if isinstance(error, SpecError):
+        return Reason.INVALID_SPEC
     if isinstance(error, DestinationConflictError):
         return Reason.DESTINATION_CONFLICT
     if isinstance(error, KeyRejectedError):
@@ -174,42 +187,95 @@ async def _observe_destinations(
     return destinations
 
 
+def _upstream_ids(deps: Deps, project_id: str, status: KeyStatus) -> frozenset[str] | None:
+    """The latest inventory's ids, if it was taken after the current credential was issued."""
+    snapshot = deps.inventory.get(project_id)
+    issued = status.last_rotated_at or status.created_at
+    if snapshot is None or issued is None or snapshot.taken_at <= issued:
+        return None
+    return snapshot.service_account_ids
+
+
 async def _converge(
-    deps: Deps, ref: KeyRef, spec: KeySpec, status: KeyStatus, project_id: str, outcome: Outcome, now: datetime
+    deps: Deps,
+    ref: KeyRef,
+    spec: KeySpec,
+    status: KeyStatus,
+    project_id: str,
+    annotations: Mapping[str, str],
+    outcome: Outcome,
+    now: datetime,
 ) -> KeyStatus:
     stores = stores_for(
         spec, ref.namespace, core_api=deps.core, vault_client_factory=deps.vault_client_factory,
         fingerprint_key=deps.config.fingerprint_key,
     )
-    observed = KeyObservation(service_accounts=(), destinations=await _observe_destinations(ref, stores))
-    plan = plan_key(spec, status, observed, namespace=ref.namespace, name=ref.name, now=now)
-    if plan.issue is not None:
+    observed = KeyObservation(
+        service_accounts=(),
+        destinations=await _observe_destinations(ref, stores),
+        annotations=annotations,
+        upstream_ids=_upstream_ids(deps, project_id, status),
+    )
+
+    def plan(observation: KeyObservation) -> KeyPlan:
+        return plan_key(spec, status, observation, namespace=ref.namespace, name=ref.name, now=now,
+                        generation=ref.generation)
+
+    current = plan(observed)
+    if current.issue is not None:
         # Only a run that is about to issue needs the project's service accounts: leftovers of an
         # interrupted issue are deleted before a new one is created. A steady key costs no list.
         accounts = await deps.admin.list_service_accounts(project_id)
         observed = replace(observed, service_accounts=[SeenServiceAccount(a.id, a.name) for a in accounts])
-        plan = plan_key(spec, status, observed, namespace=ref.namespace, name=ref.name, now=now)
+        current = plan(observed)
 
-    for account in plan.delete_unrecorded:
+    for account in current.delete_unrecorded:
         await deps.admin.delete_service_account(project_id, account.id)
         outcome.note("Normal", Reason.REVOKED,
                      f"Deleted service account {account.name} ({account.id}): created by an interrupted "
                      "run and never recorded")
 
-    if plan.issue is not None:
-        status = await _issue(deps, ref, spec, status, project_id, stores, plan.issue, outcome, now)
-    elif _ready_reason(status) != Reason.ISSUED:
-        status = _ready(status, True, Reason.ISSUED, f"credential r{status.revision} delivered and verified",
-                        ref, now)
+    if current.issue is not None:
+        status = await _issue(deps, ref, spec, status, project_id, stores, current, outcome, now)
+    else:
+        status = replace(status, next_rotation_at=current.next_rotation_at, project_id=project_id)
+        if _ready_reason(status) != Reason.ISSUED:
+            status = _ready(status, True, Reason.ISSUED, f"credential r{status.revision} delivered and verified",
+                            ref, now)
 
-    remaining = list(status.previous)
-    for previous in plan.revoke_previous:
+    status = await _revoke_due(deps, status, project_id, outcome, now)
+    if spec.rotation is not None and spec.rotation.restart_targets and status.revision > 0:
+        await _restart_targets(deps, ref, spec, status, outcome)
+    if current.waiting_for_backoff is None:
+        status = replace(status, failed_attempts=0, last_failure_time=None)
+    outcome.wake_at = next_wake(status, replace(current, next_rotation_at=status.next_rotation_at))
+    return status
+
+
+async def _revoke_due(deps: Deps, status: KeyStatus, project_id: str, outcome: Outcome, now: datetime) -> KeyStatus:
+    """Revoke superseded credentials whose grace period is over (the successor is already stored)."""
+    remaining = []
+    for previous in status.previous:
+        if previous.revoke_at > now:
+            remaining.append(previous)
+            continue
         await deps.admin.delete_service_account(project_id, previous.service_account_id)
-        remaining = [p for p in remaining if p.service_account_id != previous.service_account_id]
         outcome.note("Normal", Reason.PREVIOUS_REVOKED,
                      f"Revoked previous credential {previous.key_id} (service account "
-                     f"{previous.service_account_id}) after its grace period")
-    return replace(status, previous=tuple(remaining), failed_attempts=0, last_failure_time=None)
+                     f"{previous.service_account_id})")
+    return replace(status, previous=tuple(remaining))
+
+
+async def _restart_targets(deps: Deps, ref: KeyRef, spec: KeySpec, status: KeyStatus, outcome: Outcome) -> None:
+    assert spec.rotation is not None
+    result = await restart_targets(deps.apps, ref.namespace, spec.rotation.restart_targets, key_name=ref.name,
+                                   revision=status.revision)
+    if result.restarted:
+        outcome.note("Normal", Reason.TARGETS_RESTARTED,
+                     f"Restarted {', '.join(result.restarted)} for credential r{status.revision}")
+    if result.missing:
+        outcome.note("Warning", Reason.RESTART_FAILED,
+                     f"Restart targets not found in namespace {ref.namespace}: {', '.join(result.missing)}")
 
 
 async def _issue(
@@ -219,13 +285,24 @@ async def _issue(
     status: KeyStatus,
     project_id: str,
     stores: Sequence[SecretStore],
-    decision: IssueDecision,
+    plan: KeyPlan,
     outcome: Outcome,
     now: datetime,
 ) -> KeyStatus:
+    decision = plan.issue
+    assert decision is not None
+    rotating = status.key_id is not None
+    if rotating:
+        # Latch the rotation before any side effect: a crash from here on resumes this rotation
+        # (same reason) instead of evaluating the triggers again and starting a second one.
+        status = status.with_condition(ConditionType.ROTATING, True, decision.reason, decision.message,
+                                       ref.generation, now)
+        await deps.objects.patch_key_status(ref.namespace, ref.name, status.to_patch())
+        outcome.note("Normal", decision.reason, f"Rotating: {decision.message}")
+
     revision = status.revision + 1
     name = service_account_name(ref.namespace, ref.name, revision)
-    lifetime = key_lifetime(spec, deps)
+    lifetime = key_lifetime(spec, deps, now)
     created = await deps.admin.create_service_account(
         project_id, name, expires_in_seconds=int(lifetime.total_seconds())
     )
@@ -250,31 +327,34 @@ async def _issue(
 
     previous = list(status.previous)
     if status.service_account_id is not None:
-        grace = spec.rotation.grace_period if spec.rotation is not None else timedelta(hours=1)
-        previous.append(PreviousCredential(status.key_id, status.service_account_id, now + grace))
+        revoke_at = now if decision.revoke_immediately else now + grace_for(spec)
+        previous.append(PreviousCredential(status.key_id, status.service_account_id, revoke_at))
     status = replace(
         status,
         project_id=project_id,
         service_account_id=account.id,
         key_id=key.id,
-        redacted_key=_redacted(key.value),
+        redacted_key=key.value.redacted(),
         revision=revision,
-        created_at=key.created_at or now,
+        created_at=now,
         expires_at=key.expires_at or now + lifetime,
-        last_rotated_at=now if revision > 1 else status.last_rotated_at,
+        last_rotated_at=now if rotating else status.last_rotated_at,
         previous=tuple(previous),
         destinations=_destinations(results, stores),
+        rotate_token=plan.rotate_token,
+        revoke_token=plan.revoke_token,
     )
+    status = replace(status, next_rotation_at=planned_next_rotation(spec, status, namespace=ref.namespace,
+                                                                     name=ref.name, now=now))
     where = ", ".join(f"{s.kind} {r.location}" for s, r in zip(stores, results, strict=True))
-    outcome.note("Normal", Reason.ISSUED,
+    outcome.note("Normal", Reason.ROTATED if rotating else Reason.ISSUED,
                  f"Issued credential r{revision} (key {key.id}, service account {account.id}) to {where}; "
                  f"cause: {decision.message}")
-    deps.metrics.record_rotation("success", decision.reason)
+    if rotating:
+        deps.metrics.record_rotation("success", decision.reason)
+        status = status.with_condition(ConditionType.ROTATING, False, Reason.ROTATED,
+                                       f"rotated to r{revision} ({decision.reason})", ref.generation, now)
     return _ready(status, True, Reason.ISSUED, f"credential r{revision} delivered and verified", ref, now)
-
-
-def _redacted(value: SecretValue) -> str:
-    return value.redacted()
 
 
 def _destinations(results: Sequence[WriteResult], stores: Sequence[SecretStore]) -> Destinations:

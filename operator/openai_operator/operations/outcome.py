@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from openai_operator.errors import OperatorError
@@ -24,6 +25,8 @@ class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
     error: OperatorError | None = None
+    wake_at: datetime | None = None
+    """The next time something becomes due for the object (rotation, revocation, end of backoff)."""
 
     def note(self, type: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.notes.append(Note(type, reason, message))

@@ -73,6 +73,10 @@ LABEL_KEY: Final = "openai.operator.dev/key"
 LABEL_OWNER_UID: Final = "openai.operator.dev/owner-uid"
 ANNOTATION_KEY_ID: Final = "openai.operator.dev/key-id"
 ANNOTATION_REVISION: Final = "openai.operator.dev/revision"
+RELOADER_MATCH: Final = "reloader.stakater.com/match"
+"""Stakater Reloader's opt-in for its ``search`` mode: a Deployment annotated
+``reloader.stakater.com/search: "true"`` restarts when a Secret it uses that carries this annotation
+changes. (Reloader's ``auto`` mode needs nothing on the Secret.)"""
 OWNER_API_VERSION: Final = "openai.operator.dev/v1alpha1"
 OWNER_KIND: Final = "OpenAIKey"
 OPAQUE: Final = "Opaque"
@@ -140,6 +144,7 @@ def _annotations(destination: SecretDestination, material: KeyMaterial) -> dict[
         **destination.annotations,
         ANNOTATION_KEY_ID: material.key_id,
         ANNOTATION_REVISION: str(material.revision),
+        RELOADER_MATCH: "true",
     }
 
 
