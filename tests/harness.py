@@ -44,6 +44,9 @@ class Emulator:
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
+    def faults(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.control}/faults", timeout=10).json()["faults"]  # type: ignore[no-any-return]
+
     def clear_faults(self) -> None:
         httpx.delete(f"{self.control}/faults", timeout=10).raise_for_status()
 

@@ -7,6 +7,7 @@ all of them at the end.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 
 from harness import Emulator, OperatorProcess
 from openai_operator.devstack.stack import Stack
-from testbed import KubeCluster
+from scenario import apply, project_manifest
+from testbed import KubeCluster, Kubectl
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +63,11 @@ def operator(operator_factory: OperatorProcess) -> OperatorProcess:
     operator_factory.start()
     return operator_factory
 
+
+@pytest.fixture
+def project(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """An OpenAIProject that allows the test's namespace (deleted after the test)."""
+    name = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, project_manifest(name, keyPolicy={"allowedNamespaces": {"names": [namespace]}}))
+    yield name
+    kubectl("delete", "openaiproject", name, "--wait=false", check=False)

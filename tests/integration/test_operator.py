@@ -4,80 +4,25 @@ team see. The last test scans everything this module produced for key material.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import secrets
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from harness import Emulator, OperatorProcess
+from scenario import (
+    apply,
+    condition,
+    get,
+    key_manifest,
+    live_accounts_for,
+    project_manifest,
+    secret_value,
+    wait_ready,
+)
 from support import wait_for
 from testbed import Kubectl
-
-KEY_SHAPE = re.compile(r"sk-(?:svcacct-|proj-|admin-)?[A-Za-z0-9_\-]{20,}")
-DELIVERED: set[str] = set()
-"""Every key value a test read from a Secret; the final scan looks for each of them verbatim."""
-
-
-def apply(kubectl: Kubectl, manifest: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", input=json.dumps(manifest))
-
-
-def project_manifest(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIProject",
-            "metadata": {"name": name}, "spec": spec}
-
-
-def key_manifest(name: str, namespace: str, project: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIKey",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"projectRef": {"name": project}, "secret": {}, **spec}}
-
-
-def get(kubectl: Kubectl, *args: str) -> dict[str, Any]:
-    result = kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else {}
-
-
-def condition(obj: dict[str, Any], type: str = "Ready") -> dict[str, Any]:
-    for c in obj.get("status", {}).get("conditions", []):
-        if c["type"] == type:
-            return c  # type: ignore[no-any-return]
-    return {}
-
-
-def secret_value(kubectl: Kubectl, namespace: str, name: str, field: str = "OPENAI_API_KEY") -> str | None:
-    secret = get(kubectl, "secret", name, "-n", namespace)
-    data = secret.get("data", {})
-    if field not in data:
-        return None
-    value = base64.b64decode(data[field]).decode()
-    if field == "OPENAI_API_KEY":
-        DELIVERED.add(value)
-    return value
-
-
-def live_accounts_for(emulator: Emulator, project_id: str, namespace: str, name: str) -> list[dict[str, Any]]:
-    prefix = f"k8s.{namespace}.{name}.r"
-    return [a for a in emulator.project(project_id)["service_accounts"] if a["name"].startswith(prefix)]
-
-
-@pytest.fixture
-def project(kubectl: Kubectl, namespace: str) -> Iterator[str]:
-    """An OpenAIProject that allows the test's namespace (deleted after the test)."""
-    name = f"p-{secrets.token_hex(3)}"
-    apply(kubectl, project_manifest(name, keyPolicy={"allowedNamespaces": {"names": [namespace]}}))
-    yield name
-    kubectl("delete", "openaiproject", name, "--wait=false", check=False)
-
-
-def wait_ready(kubectl: Kubectl, *args: str, timeout: float = 60) -> dict[str, Any]:
-    return wait_for(lambda: (obj := get(kubectl, *args)) and condition(obj).get("status") == "True" and obj,
-                    timeout=timeout, what=f"{' '.join(args)} to be Ready")
 
 
 def test_project_and_key_lifecycle(
@@ -225,8 +170,7 @@ def test_sigkill_mid_issue_leaves_exactly_one_live_credential(
         if route == "/v1/models":
             wait_for(lambda: secret_value(kubectl, namespace, "crash"), timeout=60,
                      what="the Secret to be written")
-        wait_for(lambda: any(f["id"] == fault["id"] and f["matched"] for f in
-                             httpx_get_json(f"{emulator.control}/faults")["faults"]),
+        wait_for(lambda: any(f["id"] == fault["id"] and f["matched"] for f in emulator.faults()),
                  timeout=60, what=f"the operator to be stuck {window}")
         operator.kill()
         assert "keyId" not in get(kubectl, "openaikey", "crash", "-n", namespace).get("status", {})
@@ -244,10 +188,6 @@ def test_sigkill_mid_issue_leaves_exactly_one_live_credential(
     assert [k["id"] for k in live[0]["api_keys"]] == [key["status"]["keyId"]]
     assert live[0]["api_keys"][0]["scopes"] == ["api.model.read"]
     kubectl("delete", "openaikey", "crash", "-n", namespace, "--timeout=60s")
-
-
-def httpx_get_json(url: str) -> dict[str, Any]:
-    return httpx.get(url, timeout=10).json()  # type: ignore[no-any-return]
 
 
 def test_converges_under_admin_api_faults_without_a_retry_storm(
@@ -299,6 +239,11 @@ def test_two_replicas_with_peering_only_the_higher_priority_one_acts(
         replica.standalone = False
         replica.extra_args = [f"--peering-name={peering}", f"--priority={priority}"]
         replica.start()
+        # Start one after the other, as a rollout does: two replicas started in the same instant
+        # both act until each sees the other's peering record (Kopf's peering has that window).
+        wait_for(lambda p=priority: p in [v.get("priority") for v in
+                                           get(kubectl, "clusterkopfpeering", peering).get("status", {}).values()],
+                 timeout=30, what=f"the replica with priority {priority} to announce itself")
     try:
         project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
         apply(kubectl, key_manifest("ha", namespace, project))
@@ -312,32 +257,3 @@ def test_two_replicas_with_peering_only_the_higher_priority_one_acts(
         kubectl("delete", "openaikey", "ha", "-n", namespace, "--timeout=60s")
     finally:
         standby.stop()
-
-
-def test_no_key_material_anywhere(
-    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, operator_logs: Any, namespace: str, project: str
-) -> None:
-    """Logs, Events, statuses, annotations and labels of this whole module hold no key-shaped string
-    (nor any key value a test read from a Secret, nor the admin key)."""
-    wait_ready(kubectl, "openaiproject", project)
-    apply(kubectl, key_manifest("scanned", namespace, project))
-    wait_ready(kubectl, "openaikey", "scanned", "-n", namespace)
-    assert secret_value(kubectl, namespace, "scanned") in DELIVERED
-    planted = "sk-svcacct-" + secrets.token_urlsafe(40)
-    assert KEY_SHAPE.search(f"scanner self-check {planted}")
-
-    sources: dict[str, str] = {}
-    for path in sorted(operator_logs.rglob("*.log")):
-        sources[str(path)] = path.read_text(errors="replace")
-    assert sources, "operator logs were collected"
-    sources["events"] = kubectl("get", "events", "-A", "-o", "json").stdout
-    for kind in ("openaikeys", "openaiprojects"):
-        sources[kind] = kubectl("get", kind, "-A", "-o", "json").stdout
-    secrets_list = json.loads(kubectl("get", "secrets", "-A", "-o", "json").stdout)
-    for item in secrets_list["items"]:
-        sources[f"secret {item['metadata']['namespace']}/{item['metadata']['name']} metadata"] = json.dumps(
-            item["metadata"])
-    leaks = {where: len(KEY_SHAPE.findall(text)) + sum(text.count(v) for v in DELIVERED | {emulator.admin_key})
-             for where, text in sources.items()}
-    leaks = {where: found for where, found in leaks.items() if found}
-    assert not leaks, f"key material found in: {sorted(leaks)}"

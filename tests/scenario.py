@@ -1,0 +1,68 @@
+"""Building blocks of the operator scenarios: manifests, reads through kubectl, waits on conditions.
+
+``DELIVERED`` collects every key value a test read from a Secret, so the final key-material scan can
+look for each of them verbatim in logs, Events and object metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+from harness import Emulator
+from support import wait_for
+from testbed import Kubectl
+
+KEY_SHAPE = re.compile(r"sk-(?:svcacct-|proj-|admin-)?[A-Za-z0-9_\-]{20,}")
+DELIVERED: set[str] = set()
+"""Every key value a test read from a Secret; the final scan looks for each of them verbatim."""
+
+
+def apply(kubectl: Kubectl, manifest: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def project_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIProject",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def key_manifest(name: str, namespace: str, project: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIKey",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"projectRef": {"name": project}, "secret": {}, **spec}}
+
+
+def get(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    result = kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def condition(obj: dict[str, Any], type: str = "Ready") -> dict[str, Any]:
+    for c in obj.get("status", {}).get("conditions", []):
+        if c["type"] == type:
+            return c  # type: ignore[no-any-return]
+    return {}
+
+
+def secret_value(kubectl: Kubectl, namespace: str, name: str, field: str = "OPENAI_API_KEY") -> str | None:
+    secret = get(kubectl, "secret", name, "-n", namespace)
+    data = secret.get("data", {})
+    if field not in data:
+        return None
+    value = base64.b64decode(data[field]).decode()
+    if field == "OPENAI_API_KEY":
+        DELIVERED.add(value)
+    return value
+
+
+def live_accounts_for(emulator: Emulator, project_id: str, namespace: str, name: str) -> list[dict[str, Any]]:
+    prefix = f"k8s.{namespace}.{name}.r"
+    return [a for a in emulator.project(project_id)["service_accounts"] if a["name"].startswith(prefix)]
+
+
+def wait_ready(kubectl: Kubectl, *args: str, timeout: float = 60) -> dict[str, Any]:
+    return wait_for(lambda: (obj := get(kubectl, *args)) and condition(obj).get("status") == "True" and obj,
+                    timeout=timeout, what=f"{' '.join(args)} to be Ready")
