@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,20 @@ class OperatorProcess:
             env=self.env,
         )
         self.process.start()
+
+    def wait_live(self, timeout: float = 60) -> None:
+        """Until the operator answers its liveness probe (it has started and is watching)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.process is not None
+            assert self.process.exited() is None, f"the operator exited:\n{self.log_path.read_text()[-2000:]}"
+            time.sleep(0.1)
+        raise AssertionError(f"the operator was not live within {timeout}s")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no finalizer work, exactly like a node failure."""

@@ -47,6 +47,7 @@ def operator_factory(
         "OPENAI_ADMIN_KEY": emulator.admin_key,
         "OPENAI_OPERATOR_KEY_RESYNC_INTERVAL": "2s",
         "OPENAI_OPERATOR_PROJECT_RESYNC_INTERVAL": "5s",
+        "OPENAI_OPERATOR_INVENTORY_INTERVAL": "3s",
     }
     log_dir = operator_logs / f"run-{len(list(operator_logs.iterdir()))}"
     log_dir.mkdir()
