@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from openai_operator.model.conditions import (
     Condition,
@@ -79,6 +79,30 @@ def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 # --- OpenAIKey ----------------------------------------------------------------------------------
+
+
+class _Conditioned:
+    """Condition access shared by both status kinds (which are frozen dataclasses)."""
+
+    __slots__ = ()
+    conditions: tuple[Condition, ...]
+
+    def condition(self, type: str) -> Condition | None:
+        """The condition of ``type``, or ``None``."""
+        return get_condition(self.conditions, type)
+
+    def with_condition(
+        self,
+        type: str,
+        status: bool | ConditionStatus,
+        reason: str,
+        message: str,
+        observed_generation: int | None,
+        now: datetime,
+    ) -> Self:
+        """A copy with one condition set through :func:`~openai_operator.model.conditions.set_condition`."""
+        updated = set_condition(self.conditions, type, status, reason, message, observed_generation, now)
+        return replace(self, conditions=tuple(updated))  # type: ignore[type-var]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +202,7 @@ class KeySpend:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyStatus:
+class KeyStatus(_Conditioned):
     """``OpenAIKey.status``. ``revision`` 0 means nothing has been issued yet."""
 
     project_id: str | None = None
@@ -231,23 +255,6 @@ class KeyStatus:
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
         )
-
-    def condition(self, type: str) -> Condition | None:
-        """The condition of ``type``, or ``None``."""
-        return get_condition(self.conditions, type)
-
-    def with_condition(
-        self,
-        type: str,
-        status: bool | ConditionStatus,
-        reason: str,
-        message: str,
-        observed_generation: int | None,
-        now: datetime,
-    ) -> KeyStatus:
-        """A copy with one condition set through :func:`~openai_operator.model.conditions.set_condition`."""
-        updated = set_condition(self.conditions, type, status, reason, message, observed_generation, now)
-        return replace(self, conditions=tuple(updated))
 
     def to_patch(self) -> dict[str, Any]:
         """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
@@ -327,7 +334,7 @@ class SpendLimitStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectStatus:
+class ProjectStatus(_Conditioned):
     """``OpenAIProject.status``."""
 
     project_id: str | None = None
@@ -352,23 +359,6 @@ class ProjectStatus:
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
         )
-
-    def condition(self, type: str) -> Condition | None:
-        """The condition of ``type``, or ``None``."""
-        return get_condition(self.conditions, type)
-
-    def with_condition(
-        self,
-        type: str,
-        status: bool | ConditionStatus,
-        reason: str,
-        message: str,
-        observed_generation: int | None,
-        now: datetime,
-    ) -> ProjectStatus:
-        """A copy with one condition set through :func:`~openai_operator.model.conditions.set_condition`."""
-        updated = set_condition(self.conditions, type, status, reason, message, observed_generation, now)
-        return replace(self, conditions=tuple(updated))
 
     def to_patch(self) -> dict[str, Any]:
         """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""

@@ -37,7 +37,7 @@ from openai_operator.errors import (
 )
 from openai_operator.k8s.namespaces import namespace_labels
 from openai_operator.k8s.restart import restart_targets
-from openai_operator.model.conditions import ConditionType, set_condition
+from openai_operator.model.conditions import ConditionType
 from openai_operator.model.naming import service_account_name
 from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import KeyDeletionPolicy, KeySpec, parse_key_spec
@@ -80,8 +80,8 @@ class KeyRef:
 
 
 def _ready(status: KeyStatus, ok: bool, reason: str, message: str, ref: KeyRef, now: datetime) -> KeyStatus:
-    conditions = set_condition(status.conditions, ConditionType.READY, ok, reason, message, ref.generation, now)
-    return replace(status, conditions=tuple(conditions), observed_generation=ref.generation)
+    updated = status.with_condition(ConditionType.READY, ok, reason, message, ref.generation, now)
+    return replace(updated, observed_generation=ref.generation)
 
 
 def _ready_reason(status: KeyStatus) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from openai_operator.deps import Deps
 from openai_operator.errors import NotFoundError, OperatorError, PermanentError, SpecError, TransientError
-from openai_operator.model.conditions import ConditionType, set_condition
+from openai_operator.model.conditions import ConditionType
 from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import ProjectDeletionPolicy, ProjectSpec, parse_project_spec
 from openai_operator.model.status import ProjectStatus
@@ -38,8 +38,8 @@ class ProjectRef:
 def _condition(
     status: ProjectStatus, type: str, ok: bool, reason: str, message: str, ref: ProjectRef, now: datetime
 ) -> ProjectStatus:
-    conditions = set_condition(status.conditions, type, ok, reason, message, ref.generation, now)
-    return replace(status, conditions=tuple(conditions), observed_generation=ref.generation)
+    updated = status.with_condition(type, ok, reason, message, ref.generation, now)
+    return replace(updated, observed_generation=ref.generation)
 
 
 async def reconcile_project(
