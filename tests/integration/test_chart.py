@@ -1,0 +1,406 @@
+"""The Helm chart, linted, rendered and installed for real into the test bed's apiserver.
+
+There is no kubelet and no scheduler, so pods are created (which proves they pass the `restricted`
+Pod Security admission) but never run: nothing here waits for a pod to be ready. What is checked is
+what the apiserver decides: the rendering is valid (server-side dry run), ``helm install`` and
+``helm uninstall`` work, and the ServiceAccount can do exactly what the operator needs, proven with
+``kubectl auth can-i`` as that ServiceAccount.
+
+The CRDs are cluster-wide and shared with the other tests (the ``crds`` fixture applied them);
+``helm install`` leaves existing CRDs alone, and nothing here deletes them. Every install uses a
+random release name, and the chart puts it into every cluster-scoped name, so installs never clash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from openai_operator.devstack.binaries import ensure_helm
+from support import wait_for
+from testbed import KubeCluster, Kubectl
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "charts" / "openai-operator"
+CRD_NAMES = (
+    "openaiprojects.openai.operator.dev",
+    "openaikeys.openai.operator.dev",
+    "clusterkopfpeerings.kopf.dev",
+    "kopfpeerings.kopf.dev",
+)
+
+# The ClusterRole, rule by rule, as (apiGroup, resource, verb, resourceName); see templates/rbac.yaml.
+OPERATOR_RULES = {
+    *((group, resource, verb, "") for group, resources, verbs in (
+        ("openai.operator.dev", ("openaiprojects", "openaikeys"), ("get", "list", "watch", "patch")),
+        ("openai.operator.dev", ("openaiprojects/status", "openaikeys/status"), ("patch",)),
+        ("openai.operator.dev", ("openaikeys/finalizers",), ("update",)),
+        ("", ("secrets",), ("get", "create", "update", "delete")),
+        ("", ("namespaces",), ("get",)),
+        ("", ("events",), ("create",)),
+        ("apps", ("deployments", "statefulsets", "daemonsets"), ("get", "patch")),
+        ("kopf.dev", ("clusterkopfpeerings",), ("list", "watch")),
+        ("apiextensions.k8s.io", ("customresourcedefinitions",), ("list", "watch")),
+    ) for resource in resources for verb in verbs),
+}
+PEERING_RULES = {("kopf.dev", "clusterkopfpeerings", verb) for verb in ("get", "patch")}
+
+
+@dataclass(frozen=True)
+class Helm:
+    binary: Path
+    env: dict[str, str]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binary), *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def render(self, *args: str, release: str = "rel", namespace: str = "ops") -> list[dict[str, Any]]:
+        out = self("template", release, str(CHART), "--namespace", namespace, *args).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-openai-operator"
+
+    @property
+    def service_account(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.fullname}"
+
+
+def _helm_env(base: dict[str, str], home: Path) -> dict[str, str]:
+    """Helm's cache, config and data folders in a temporary folder, never the user's."""
+    return {
+        **base,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+
+@pytest.fixture(scope="module")
+def offline_helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """Helm for lint and template: no cluster needed."""
+    return Helm(ensure_helm(), _helm_env(dict(os.environ), tmp_path_factory.mktemp("helm")))
+
+
+@pytest.fixture(scope="module")
+def helm(kube: KubeCluster, offline_helm: Helm) -> Helm:
+    """Helm talking to the test cluster."""
+    return Helm(offline_helm.binary, {**offline_helm.env, **kube.env})
+
+
+def _of(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = _of(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def _env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in _container(docs)["env"]}
+
+
+def _rules(cluster_role: dict[str, Any]) -> set[tuple[str, ...]]:
+    """A ClusterRole's rules flattened to (group, resource, verb, resourceName) tuples."""
+    flat: set[tuple[str, ...]] = set()
+    for rule in cluster_role["rules"]:
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                for verb in rule["verbs"]:
+                    for name in rule.get("resourceNames") or [""]:
+                        flat.add((group, resource, verb, name))
+    return flat
+
+
+# --- offline: lint and rendering ----------------------------------------------------------------
+
+
+def test_lint(offline_helm: Helm) -> None:
+    offline_helm("lint", "--strict", str(CHART))
+    offline_helm(
+        "lint", "--strict", str(CHART),
+        "--set", "serviceMonitor.enabled=true,vault.address=http://vault.vault:8200,"
+                 "vault.kubernetesAuth.role=openai-operator,vault.kubernetesAuth.authDelegator=true",
+    )
+
+
+def test_default_rendering(offline_helm: Helm) -> None:
+    docs = offline_helm.render()
+    assert sorted(doc["kind"] for doc in docs) == sorted([
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "ClusterKopfPeering",
+        "Service", "NetworkPolicy",
+    ])
+    names = {doc["kind"]: doc["metadata"]["name"] for doc in docs}
+    assert set(names.values()) == {"rel-openai-operator", "rel-openai-operator-metrics"}
+    deployment = _one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = _container(docs)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 8080, "health": 8081}
+    env = _env(docs)
+    assert env["OPENAI_ADMIN_KEY"] == {"secretKeyRef": {"name": "openai-admin-key", "key": "OPENAI_ADMIN_KEY"}}
+    assert env["OPENAI_OPERATOR_PEERING_NAME"] == names["ClusterKopfPeering"]
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["OPENAI_BASE_URL"] == "https://api.openai.com/v1"
+    assert env["OPENAI_OPERATOR_KEY_RESYNC_INTERVAL"] == "5m"
+    assert "OPENAI_OPERATOR_PRIORITY" not in env
+    assert "VAULT_ADDR" not in env
+    assert _rules(_one(docs, "ClusterRole")) == OPERATOR_RULES | {
+        (*rule, "rel-openai-operator") for rule in PEERING_RULES
+    }
+
+
+def test_toggles(offline_helm: Helm) -> None:
+    docs = offline_helm.render(
+        "--set", "serviceMonitor.enabled=true,networkPolicy.enabled=false,vault.address=https://vault:8200,"
+                 "vault.kubernetesAuth.role=op,vault.kubernetesAuth.authDelegator=true,replicas=3",
+    )
+    assert _one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+    assert not _of(docs, "NetworkPolicy")
+    assert _one(docs, "Deployment")["spec"]["replicas"] == 3
+    env = _env(docs)
+    assert env["VAULT_ADDR"] == "https://vault:8200"
+    assert env["OPENAI_OPERATOR_VAULT_KUBERNETES_ROLE"] == "op"
+    delegator = [b for b in _of(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == "system:auth-delegator"]
+    assert [b["metadata"]["name"] for b in delegator] == ["rel-openai-operator-auth-delegator"]
+
+    docs = offline_helm.render("--set", "metrics.enabled=false,vault.address=http://vault:8200")
+    assert not _of(docs, "Service")
+    assert _env(docs)["OPENAI_OPERATOR_METRICS_PORT"] == "0"
+    policy = _one(docs, "NetworkPolicy")["spec"]
+    assert [rule["ports"][0]["port"] for rule in policy["ingress"]] == [8081]
+    assert [[p["port"] for p in rule["ports"]] for rule in policy["egress"]] == [[53, 53], [443, 6443], [443], [8200]]
+
+    docs = offline_helm.render("--set", "replicas=1,peering.priorityMode=fixed,peering.priority=7,peering.name=ops")
+    env = _env(docs)
+    assert env["OPENAI_OPERATOR_PRIORITY"] == "7"
+    assert env["OPENAI_OPERATOR_PEERING_NAME"] == "ops"
+    assert "command" not in _container(docs), "a fixed priority runs the image's entrypoint as is"
+    assert _one(docs, "ClusterKopfPeering")["metadata"]["name"] == "ops"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("adminKey.value=sk-admin-literal", "additional properties 'value' not allowed"),
+        ("adminKey.existingSecret=", "/adminKey/existingSecret"),
+        ("peering.priorityMode=fixed", "pauses all of them"),
+        ("settings.keyResyncInterval=5 minutes", "/settings/keyResyncInterval"),
+        ("settings.logFormat=text", "/settings/logFormat"),
+        ("serviceMonitor.enabled=true,metrics.enabled=false", "serviceMonitor.enabled needs metrics.enabled"),
+    ],
+)
+def test_refuses_unsound_values(offline_helm: Helm, values: str, message: str) -> None:
+    result = offline_helm("template", "rel", str(CHART), "--set", values, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_random_priority_command_runs_the_operator_with_distinct_priorities(offline_helm: Helm) -> None:
+    """The Deployment's command, run with this interpreter: it reaches ``run`` with a fresh priority.
+
+    ``run_operator`` is replaced by a print, so nothing connects anywhere; everything before it (the
+    command's code, the CLI parsing, the env variables from the Deployment) is the real thing.
+    """
+    container = _container(offline_helm.render())
+    program, flag, code = container["command"]
+    assert (program, flag) == ("python3", "-c")
+    probe = (
+        "import openai_operator.handlers.lifecycle as lifecycle\n"
+        "lifecycle.run_operator = lambda config, options: print(options.priority, options.peering_name)\n"
+        f"exec(compile({code!r}, '<command>', 'exec'))\n"
+    )
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    env |= {"OPENAI_ADMIN_KEY": "admin-key-for-the-probe", "PATH": str(Path(sys.executable).parent)}
+    runs = [
+        subprocess.run([sys.executable, "-c", probe, "--log-format", "console"],
+                       env=env, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        for _ in range(2)
+    ]
+    priorities = [int(priority) for priority, _ in runs]
+    assert all(1 <= p <= 10**9 for p in priorities)
+    assert priorities[0] != priorities[1]
+    assert {name for _, name in runs} == {"rel-openai-operator"}
+
+
+# --- against the apiserver ----------------------------------------------------------------------
+
+
+def test_default_rendering_passes_server_side_dry_run(
+    helm: Helm, kubectl: Kubectl, crds: list[str], namespace: str
+) -> None:
+    rendered = helm("template", f"oo-{secrets.token_hex(3)}", str(CHART), "--namespace", namespace,
+                    "--include-crds").stdout
+    result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=rendered)
+    applied = result.stdout.splitlines()
+    assert len(applied) == len([doc for doc in yaml.safe_load_all(rendered) if doc])
+    assert all("(server dry run)" in line for line in applied)
+
+
+@pytest.fixture(scope="module")
+def installed(helm: Helm, kubectl: Kubectl, crds: list[str]) -> Iterator[Release]:
+    """One release in a fresh namespace that enforces the `restricted` Pod Security Standard."""
+    release = Release(f"oo-{secrets.token_hex(3)}", f"t-chart-{secrets.token_hex(3)}")
+    kubectl("create", "namespace", release.namespace)
+    kubectl("label", "namespace", release.namespace, "pod-security.kubernetes.io/enforce=restricted")
+    try:
+        helm("install", release.name, str(CHART), "--namespace", release.namespace)
+        yield release
+    finally:
+        helm("uninstall", release.name, "--namespace", release.namespace, check=False)
+        kubectl("delete", "namespace", release.namespace, "--wait=false", check=False)
+
+
+def _get(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json").stdout)
+    return found
+
+
+def test_install_creates_the_release_objects(installed: Release, kubectl: Kubectl) -> None:
+    ns = ("-n", installed.namespace)
+    deployment = _get(kubectl, "deployment", installed.fullname, *ns)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == installed.fullname
+    _get(kubectl, "serviceaccount", installed.fullname, *ns)
+    _get(kubectl, "service", f"{installed.fullname}-metrics", *ns)
+    _get(kubectl, "networkpolicy", installed.fullname, *ns)
+    binding = _get(kubectl, "clusterrolebinding", installed.fullname)
+    assert binding["roleRef"]["name"] == installed.fullname
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": installed.fullname, "namespace": installed.namespace}
+    ]
+    assert _get(kubectl, "clusterkopfpeering", installed.fullname)["metadata"]["labels"][
+        "app.kubernetes.io/instance"] == installed.name
+    for crd in CRD_NAMES:
+        conditions = {c["type"]: c["status"] for c in _get(kubectl, "crd", crd)["status"]["conditions"]}
+        assert conditions["Established"] == "True", crd
+
+
+def test_pods_pass_restricted_pod_security(installed: Release, kubectl: Kubectl) -> None:
+    """The ReplicaSet can create both pods in a namespace that enforces `restricted` (they never run here)."""
+
+    def pods() -> list[str]:
+        refused = kubectl("get", "events", "-n", installed.namespace, "--field-selector", "reason=FailedCreate",
+                          "-o", "jsonpath={.items[*].message}").stdout
+        if refused.strip():
+            pytest.fail(f"the ReplicaSet could not create pods: {refused}")
+        out = kubectl("get", "pods", "-n", installed.namespace, "-l", f"app.kubernetes.io/instance={installed.name}",
+                      "-o", "name").stdout
+        return out.split() if len(out.split()) == 2 else []
+
+    wait_for(pods, timeout=30, what="the Deployment's two pods", interval=0.5)
+
+
+def test_cluster_role_is_exactly_the_derived_rules(installed: Release, kubectl: Kubectl) -> None:
+    role = _get(kubectl, "clusterrole", installed.fullname)
+    assert _rules(role) == OPERATOR_RULES | {(*rule, installed.fullname) for rule in PEERING_RULES}
+
+
+def test_service_account_can_do_what_the_operator_needs_and_no_more(installed: Release, kubectl: Kubectl) -> None:
+    tenant = f"tenant-{secrets.token_hex(3)}"  # authorization needs no namespace to exist
+    peering = f"clusterkopfpeerings.kopf.dev/{installed.fullname}"
+    checks = [
+        (("create", "secrets", "-n", tenant), True),
+        (("get", "secrets", "-n", tenant), True),
+        (("update", "secrets", "-n", tenant), True),
+        (("delete", "secrets", "-n", tenant), True),
+        (("list", "secrets", "-n", tenant), False),
+        (("list", "secrets", "--all-namespaces"), False),
+        (("watch", "secrets", "--all-namespaces"), False),
+        (("patch", "openaikeys.openai.operator.dev", "--subresource=status", "-n", tenant), True),
+        (("patch", "openaiprojects.openai.operator.dev", "--subresource=status"), True),
+        (("watch", "openaikeys.openai.operator.dev", "--all-namespaces"), True),
+        (("update", "openaikeys.openai.operator.dev", "-n", tenant), False),
+        (("delete", "openaikeys.openai.operator.dev", "-n", tenant), False),
+        (("create", "openaiprojects.openai.operator.dev"), False),
+        (("patch", "deployments.apps", "-n", tenant), True),
+        (("patch", "statefulsets.apps", "-n", tenant), True),
+        (("patch", "daemonsets.apps", "-n", tenant), True),
+        (("delete", "deployments.apps", "-n", tenant), False),
+        (("create", "events", "-n", tenant), True),
+        (("get", f"namespaces/{tenant}"), True),
+        (("list", "namespaces"), False),
+        (("delete", "namespaces"), False),
+        (("get", "pods", "-n", tenant), False),
+        (("patch", peering), True),
+        (("patch", "clusterkopfpeerings.kopf.dev/someone-else"), False),
+        (("list", "clusterkopfpeerings.kopf.dev"), True),
+        (("watch", "customresourcedefinitions.apiextensions.k8s.io"), True),
+        (("create", "customresourcedefinitions.apiextensions.k8s.io"), False),
+        (("create", "clusterroles.rbac.authorization.k8s.io"), False),
+        (("create", "clusterrolebindings.rbac.authorization.k8s.io"), False),
+        (("create", "serviceaccounts/token", "-n", installed.namespace), False),
+    ]
+    wrong = []
+    for args, expected in checks:
+        result = kubectl("auth", "can-i", *args, f"--as={installed.service_account}", check=False)
+        answer = result.stdout.strip()
+        if answer not in ("yes", "no"):
+            pytest.fail(f"kubectl auth can-i {' '.join(args)}: {result.stdout}{result.stderr}")
+        if (answer == "yes") != expected:
+            wrong.append(f"can-i {' '.join(args)}: {answer}, expected {'yes' if expected else 'no'}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_uninstall_removes_the_release_objects(
+    helm: Helm, kubectl: Kubectl, crds: list[str], namespace: str
+) -> None:
+    release = Release(f"oo-{secrets.token_hex(3)}", namespace)
+    helm("install", release.name, str(CHART), "--namespace", namespace)
+    cluster_objects = [
+        f"clusterrole/{release.fullname}", f"clusterrolebinding/{release.fullname}",
+        f"clusterkopfpeering/{release.fullname}",
+    ]
+    namespaced = [
+        f"deployment/{release.fullname}", f"serviceaccount/{release.fullname}",
+        f"service/{release.fullname}-metrics", f"networkpolicy/{release.fullname}",
+    ]
+    assert len(kubectl("get", *cluster_objects, "-o", "name").stdout.split()) == 3
+    assert len(kubectl("get", *namespaced, "-n", namespace, "-o", "name").stdout.split()) == 4
+
+    helm("uninstall", release.name, "--namespace", namespace)
+    left = kubectl("get", *cluster_objects, "--ignore-not-found", "-o", "name").stdout
+    left += kubectl("get", *namespaced, "-n", namespace, "--ignore-not-found", "-o", "name").stdout
+    assert not left.strip(), f"left behind: {left}"
+    assert helm("list", "--namespace", namespace, "--short").stdout.strip() == ""
+    for crd in CRD_NAMES:  # CRDs are never removed with a release (Helm's rule, and other tests use them)
+        _get(kubectl, "crd", crd)
