@@ -208,7 +208,10 @@ def test_converges_under_admin_api_faults_without_a_retry_storm(
             wait_ready(kubectl, "openaikey", key, "-n", namespace, timeout=180)
         project_id = get(kubectl, "openaiproject", name)["status"]["projectId"]
         for key in keys:
-            assert len(live_accounts_for(emulator, project_id, namespace, key)) == 1
+            live = live_accounts_for(emulator, project_id, namespace, key)
+            status = get(kubectl, "openaikey", key, "-n", namespace)["status"]
+            events = [e["message"] for e in get(kubectl, "events", "-n", namespace)["items"]]
+            assert len(live) == 1, f"{key}: live {[(a['id'], a['name']) for a in live]}; {status=}; {events=}"
             value = secret_value(kubectl, namespace, key)
             assert value is not None
             assert emulator.models_status(value) == 200
