@@ -212,6 +212,7 @@ def test_converges_under_admin_api_faults_without_a_retry_storm(
             status = get(kubectl, "openaikey", key, "-n", namespace)["status"]
             events = [e["message"] for e in get(kubectl, "events", "-n", namespace)["items"]]
             assert len(live) == 1, f"{key}: live {[(a['id'], a['name']) for a in live]}; {status=}; {events=}"
+            assert status["revision"] == 1, f"{key} was issued more than once: {events=}"
             value = secret_value(kubectl, namespace, key)
             assert value is not None
             assert emulator.models_status(value) == 200

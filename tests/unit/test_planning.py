@@ -228,3 +228,27 @@ class TestBackoff:
     def test_exponential_and_capped(self, attempts: int, seconds: float) -> None:
         assert failure_backoff(attempts, jitter=0.999999).total_seconds() == pytest.approx(seconds, rel=1e-5)
         assert failure_backoff(attempts, jitter=0).total_seconds() == pytest.approx(seconds / 2)
+
+
+class TestBackoffInPlan:
+    def test_a_failing_first_issue_waits_for_its_backoff(self) -> None:
+        """After a failed first attempt the plan issues nothing until the backoff ends, and says when."""
+        failed = KeyStatus(failed_attempts=2, last_failure_time=NOW - timedelta(seconds=1), observed_generation=1)
+        plan = plan_key(key_spec(), failed, observe(secret=DestinationState(False)), namespace="apps", name="chat",
+                        now=NOW, generation=1)
+        assert plan.issue is None
+        assert plan.waiting_for_backoff is not None
+        assert NOW < plan.waiting_for_backoff <= NOW + timedelta(seconds=3)
+
+    def test_a_spec_change_skips_the_backoff(self) -> None:
+        failed = KeyStatus(failed_attempts=5, last_failure_time=NOW, observed_generation=1)
+        plan = plan_key(key_spec(), failed, observe(secret=DestinationState(False)), namespace="apps", name="chat",
+                        now=NOW, generation=2)
+        assert plan.issue is not None
+        assert plan.waiting_for_backoff is None
+
+    def test_after_the_backoff_the_issue_is_retried(self) -> None:
+        failed = KeyStatus(failed_attempts=1, last_failure_time=NOW - timedelta(minutes=1), observed_generation=1)
+        plan = plan_key(key_spec(), failed, observe(secret=DestinationState(False)), namespace="apps", name="chat",
+                        now=NOW, generation=1)
+        assert plan.issue is not None

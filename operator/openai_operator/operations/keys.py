@@ -188,10 +188,15 @@ async def _observe_destinations(
 
 
 def _upstream_ids(deps: Deps, project_id: str, status: KeyStatus) -> frozenset[str] | None:
-    """The latest inventory's ids, if it was taken after the current credential was issued."""
+    """The latest inventory's ids, if it was taken after the current credential was minted.
+
+    ``created_at`` is read from the clock after OpenAI answered the create, and an inventory takes its
+    time before it starts listing, so a snapshot newer than the credential began listing after the
+    service account existed: an id missing from it was deleted, not merely not yet listed.
+    """
     snapshot = deps.inventory.get(project_id)
-    issued = status.last_rotated_at or status.created_at
-    if snapshot is None or issued is None or snapshot.taken_at <= issued:
+    minted = status.created_at
+    if snapshot is None or minted is None or snapshot.taken_at <= minted:
         return None
     return snapshot.service_account_ids
 
@@ -237,11 +242,13 @@ async def _converge(
 
     if current.issue is not None:
         status = await _issue(deps, ref, spec, status, project_id, stores, current, outcome, now)
-    else:
+    elif current.waiting_for_backoff is None:
         status = replace(status, next_rotation_at=current.next_rotation_at, project_id=project_id)
         if _ready_reason(status) != Reason.ISSUED:
             status = _ready(status, True, Reason.ISSUED, f"credential r{status.revision} delivered and verified",
                             ref, now)
+    # Otherwise a trigger fired but the last failure's backoff has not passed: the conditions stay as
+    # that failure left them (a key without a credential stays Ready=False) until the next attempt.
 
     status = await _revoke_due(deps, status, project_id, outcome, now)
     if spec.rotation is not None and spec.rotation.restart_targets and status.revision > 0:
@@ -307,6 +314,7 @@ async def _issue(
         project_id, name, expires_in_seconds=int(lifetime.total_seconds())
     )
     account = created.service_account
+    minted_at = deps.clock()
     try:
         if created.api_key is None:
             raise PermanentError(f"OpenAI created service account {account.id} without an API key")
@@ -336,7 +344,7 @@ async def _issue(
         key_id=key.id,
         redacted_key=key.value.redacted(),
         revision=revision,
-        created_at=now,
+        created_at=minted_at,
         expires_at=key.expires_at or now + lifetime,
         last_rotated_at=now if rotating else status.last_rotated_at,
         previous=tuple(previous),
