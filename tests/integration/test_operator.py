@@ -261,3 +261,35 @@ def test_two_replicas_with_peering_only_the_higher_priority_one_acts(
         kubectl("delete", "openaikey", "ha", "-n", namespace, "--timeout=60s")
     finally:
         standby.stop()
+
+
+def test_retain_keeps_the_credential_and_the_secret(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str
+) -> None:
+    """deletionPolicy: Retain — deleting the OpenAIKey revokes nothing and the Secret survives garbage
+    collection (the operator drops its ownerReference first)."""
+    project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
+    apply(kubectl, key_manifest("kept", namespace, project, deletionPolicy="Retain"))
+    wait_ready(kubectl, "openaikey", "kept", "-n", namespace)
+    value = secret_value(kubectl, namespace, "kept")
+    assert value is not None
+    kubectl("delete", "openaikey", "kept", "-n", namespace, "--timeout=60s")
+    secret = get(kubectl, "secret", "kept", "-n", namespace)
+    assert secret["metadata"].get("ownerReferences", []) == []
+    assert secret_value(kubectl, namespace, "kept") == value
+    assert emulator.models_status(value) == 200
+    assert len(live_accounts_for(emulator, project_id, namespace, "kept")) == 1
+
+
+def test_a_key_of_an_archived_project_can_still_be_deleted(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str
+) -> None:
+    """Deleting the project first archives it (its keys stop working); the keys' finalizers still
+    complete instead of retrying against a project that refuses every change."""
+    project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
+    apply(kubectl, key_manifest("late", namespace, project))
+    wait_ready(kubectl, "openaikey", "late", "-n", namespace)
+    kubectl("delete", "openaiproject", project, "--timeout=60s")
+    assert emulator.project(project_id)["status"] == "archived"
+    kubectl("delete", "openaikey", "late", "-n", namespace, "--timeout=60s")
+    assert kubectl("get", "openaikey", "late", "-n", namespace, check=False).returncode != 0

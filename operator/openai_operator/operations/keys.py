@@ -24,8 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from openai_operator.deps import Deps
 from openai_operator.errors import (
     DestinationConflictError,
@@ -65,8 +63,6 @@ from openai_operator.reconcile.key_plan import (
 from openai_operator.reconcile.policy import ProjectView, check_key_policy
 from openai_operator.reconcile.schedule import rotation_period
 from openai_operator.stores import KeyMaterial, Owner, SecretStore, WriteResult, stores_for
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -211,10 +207,7 @@ async def _converge(
     outcome: Outcome,
     now: datetime,
 ) -> KeyStatus:
-    stores = stores_for(
-        spec, ref.namespace, core_api=deps.core, vault_client_factory=deps.vault_client_factory,
-        fingerprint_key=deps.config.fingerprint_key,
-    )
+    stores = _stores(deps, ref, spec)
     observed = KeyObservation(
         service_accounts=(),
         destinations=await _observe_destinations(ref, stores),
@@ -387,6 +380,9 @@ async def finalize_key(
     except SpecError:
         spec = None
     if spec is not None and spec.deletion_policy == KeyDeletionPolicy.RETAIN:
+        owner = Owner(ref.namespace, ref.name, ref.uid)
+        for store in _stores(deps, ref, spec):
+            await store.release(owner)
         outcome.note("Normal", Reason.REVOKED, "deletionPolicy is Retain: credentials and destinations kept")
         return outcome
     project_id = status.project_id or (project.project_id if project else None)
@@ -398,14 +394,23 @@ async def finalize_key(
             accounts = []
         seen = [SeenServiceAccount(a.id, a.name) for a in accounts]
         ids |= {a.id for a in unrecorded_service_accounts(ref.namespace, ref.name, status, seen)}
-        for account_id in sorted(i for i in ids if i is not None):
-            await deps.admin.delete_service_account(project_id, account_id)
+        try:
+            for account_id in sorted(i for i in ids if i is not None):
+                await deps.admin.delete_service_account(project_id, account_id)
+        except PermanentError:
+            # An archived project refuses every change, its keys included; they no longer work, so
+            # there is nothing left to revoke and the key must not be stuck on its finalizer.
+            if not (await deps.admin.get_project(project_id)).archived:
+                raise
         if ids:
             outcome.note("Normal", Reason.REVOKED, f"Revoked {len(ids)} credential(s) of the deleted key")
     if spec is not None:
         owner = Owner(ref.namespace, ref.name, ref.uid)
-        for store in stores_for(spec, ref.namespace, core_api=deps.core,
-                                vault_client_factory=deps.vault_client_factory,
-                                fingerprint_key=deps.config.fingerprint_key):
+        for store in _stores(deps, ref, spec):
             await store.delete(owner)
     return outcome
+
+
+def _stores(deps: Deps, ref: KeyRef, spec: KeySpec) -> list[SecretStore]:
+    return stores_for(spec, ref.namespace, core_api=deps.core, vault_client_factory=deps.vault_client_factory,
+                      fingerprint_key=deps.config.fingerprint_key)

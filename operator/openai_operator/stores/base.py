@@ -109,3 +109,10 @@ class SecretStore(Protocol):
     async def delete(self, owner: Owner) -> None:
         """Remove the destination. Idempotent (absent is success); never removes what ``owner`` does not own."""
         ...
+
+    async def release(self, owner: Owner) -> None:
+        """Keep the destination but stop tying its lifetime to ``owner`` (``deletionPolicy: Retain``).
+
+        Idempotent; a destination that is absent or not owned is left alone.
+        """
+        ...

@@ -308,6 +308,21 @@ class KubernetesSecretStore:
             return Observed(fingerprint=None, version=None)
         return Observed(fingerprint=fingerprint(value, self._fingerprint_key), version=None)
 
+    async def release(self, owner: Owner) -> None:
+        """Drop the ownerReference, so garbage collection keeps the Secret after the OpenAIKey goes."""
+        existing = await self._read()
+        if existing is None:
+            return
+        meta = existing.get("metadata") or {}
+        if not is_owned_by(meta.get("labels"), owner):
+            return
+        kept = [ref for ref in meta.get("ownerReferences") or [] if ref.get("uid") != owner.uid]
+        if len(kept) == len(meta.get("ownerReferences") or []):
+            return
+        released = {**existing, "metadata": {**meta, "ownerReferences": kept}}
+        await self._call("update", self._core.replace_namespaced_secret, self.name, self._namespace, released)
+        log.info("secret released: kept after its key is deleted", secret_name=self.name, namespace=self._namespace)
+
     async def delete(self, owner: Owner) -> None:
         existing = await self._read()
         if existing is None:

@@ -363,3 +363,6 @@ class VaultStore:
 
     async def delete(self, owner: Owner) -> None:
         await asyncio.to_thread(self._delete_sync, owner)
+
+    async def release(self, owner: Owner) -> None:
+        """Nothing to do: a Vault path has no owner-driven garbage collection."""
