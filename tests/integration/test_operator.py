@@ -293,3 +293,35 @@ def test_a_key_of_an_archived_project_can_still_be_deleted(
     assert emulator.project(project_id)["status"] == "archived"
     kubectl("delete", "openaikey", "late", "-n", namespace, "--timeout=60s")
     assert kubectl("get", "openaikey", "late", "-n", namespace, check=False).returncode != 0
+
+
+def test_scopes_are_applied_and_changed_in_place(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str
+) -> None:
+    """A read-only key can list models but not call a model; widening its scopes changes the same key
+    in OpenAI (no new credential)."""
+    project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
+    apply(kubectl, key_manifest("reader", namespace, project, scopes=["api.model.read"]))
+    first = wait_ready(kubectl, "openaikey", "reader", "-n", namespace)["status"]
+    value = secret_value(kubectl, namespace, "reader")
+    assert value is not None
+    assert first["scopes"] == ["api.model.read"]
+
+    def chat_status() -> int:
+        return httpx.post(f"{emulator.base_url}/chat/completions", timeout=10,
+                          headers={"Authorization": f"Bearer {value}"},
+                          json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).status_code
+
+    assert emulator.models_status(value) == 200
+    assert chat_status() in (401, 403)
+    apply(kubectl, key_manifest("reader", namespace, project, scopes=[]))
+    wait_for(lambda: key_status_scopes(kubectl, namespace, "reader") == [], timeout=30, what="scopes to widen")
+    assert chat_status() == 200
+    status = get(kubectl, "openaikey", "reader", "-n", namespace)["status"]
+    assert (status["keyId"], status["revision"]) == (first["keyId"], first["revision"])
+    [account] = live_accounts_for(emulator, project_id, namespace, "reader")
+    assert account["api_keys"][0]["scopes"] in ([], None)
+
+
+def key_status_scopes(kubectl: Kubectl, namespace: str, name: str) -> list[str] | None:
+    return get(kubectl, "openaikey", name, "-n", namespace).get("status", {}).get("scopes")  # type: ignore[no-any-return]

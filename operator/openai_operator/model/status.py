@@ -222,6 +222,7 @@ class KeyStatus(_Conditioned):
     last_failure_time: datetime | None = None
     rotate_token: str | None = None
     revoke_token: str | None = None
+    scopes: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
     observed_generation: int | None = None
 
@@ -252,6 +253,7 @@ class KeyStatus(_Conditioned):
             last_failure_time=parse_time(raw.get("lastFailureTime")),
             rotate_token=_str(raw, "rotateToken"),
             revoke_token=_str(raw, "revokeToken"),
+            scopes=tuple(str(scope) for scope in raw.get("scopes") or ()),
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
         )
@@ -276,6 +278,7 @@ class KeyStatus(_Conditioned):
             "lastFailureTime": _time(self.last_failure_time),
             "rotateToken": self.rotate_token,
             "revokeToken": self.revoke_token,
+            "scopes": list(self.scopes),
             "conditions": conditions_to_list(self.conditions),
             "observedGeneration": self.observed_generation,
         }

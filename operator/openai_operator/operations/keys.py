@@ -235,7 +235,13 @@ async def _converge(
 
     if current.issue is not None:
         status = await _issue(deps, ref, spec, status, project_id, stores, current, outcome, now)
-    elif current.waiting_for_backoff is None:
+    elif status.key_id is not None and status.scopes != spec.scopes:
+        # Scopes are a property of the key in OpenAI and can be changed in place: no new credential.
+        await deps.admin.update_project_api_key(project_id, status.key_id, scopes=list(spec.scopes))
+        status = replace(status, scopes=spec.scopes)
+        outcome.note("Normal", Reason.SPEC_CHANGED,
+                     f"Set the scopes of key {status.key_id} to {list(spec.scopes) or 'all permissions'}")
+    if current.issue is None and current.waiting_for_backoff is None:
         status = replace(status, next_rotation_at=current.next_rotation_at, project_id=project_id)
         if _ready_reason(status) != Reason.ISSUED:
             status = _ready(status, True, Reason.ISSUED, f"credential r{status.revision} delivered and verified",
@@ -344,6 +350,7 @@ async def _issue(
         destinations=_destinations(results, stores),
         rotate_token=plan.rotate_token,
         revoke_token=plan.revoke_token,
+        scopes=spec.scopes,
     )
     status = replace(status, next_rotation_at=planned_next_rotation(spec, status, namespace=ref.namespace,
                                                                      name=ref.name, now=now))
