@@ -8,10 +8,13 @@ import re
 import secrets
 
 import httpx
+import hvac
+import hvac.exceptions
 import pytest
 
 from harness import Emulator, OperatorProcess
 from scenario import (
+    DELIVERED,
     apply,
     condition,
     get,
@@ -22,7 +25,7 @@ from scenario import (
     wait_ready,
 )
 from support import wait_for
-from testbed import Kubectl
+from testbed import Kubectl, VaultServer
 
 
 def test_project_and_key_lifecycle(
@@ -325,3 +328,43 @@ def test_scopes_are_applied_and_changed_in_place(
 
 def key_status_scopes(kubectl: Kubectl, namespace: str, name: str) -> list[str] | None:
     return get(kubectl, "openaikey", name, "-n", namespace).get("status", {}).get("scopes")  # type: ignore[no-any-return]
+
+
+def test_vault_delivery_drift_and_removal(
+    kubectl: Kubectl, emulator: Emulator, operator_factory: OperatorProcess, vault: VaultServer, namespace: str,
+    project: str,
+) -> None:
+    """A key delivered to Vault (KV v2, under the namespace's prefix): the path holds a working key;
+    a hand-written new version is repaired by rotating; deleting the key removes the path; a path
+    outside the prefix is refused."""
+    operator_factory.env.update({"VAULT_ADDR": vault.address, "VAULT_TOKEN": vault.token})
+    operator_factory.start()
+    client = hvac.Client(url=vault.address, token=vault.token)
+    path = f"openai/{namespace}/app"
+    wait_ready(kubectl, "openaiproject", project)
+    apply(kubectl, key_manifest("vaulted", namespace, project, vault={"path": path}))
+    first = wait_ready(kubectl, "openaikey", "vaulted", "-n", namespace)["status"]
+    stored = client.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+    value = stored["data"]["data"]["api_key"]
+    DELIVERED.add(value)
+    assert emulator.models_status(value) == 200
+    assert first["destinations"]["vault"]["path"] == f"secret/{path}"
+    assert first["destinations"]["vault"]["version"] == stored["data"]["metadata"]["version"]
+    assert stored["data"]["metadata"]["custom_metadata"]["managed-by"] == "openai-operator"
+
+    client.secrets.kv.v2.create_or_update_secret(path=path, mount_point="secret",
+                                                 secret={**stored["data"]["data"], "api_key": "edited"})
+    repaired = wait_for(lambda: (s := get(kubectl, "openaikey", "vaulted", "-n", namespace)["status"])
+                        and s["revision"] > first["revision"] and s, timeout=30, what="the Vault drift repair")
+    fresh = client.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+    DELIVERED.add(fresh["data"]["data"]["api_key"])
+    assert emulator.models_status(fresh["data"]["data"]["api_key"]) == 200
+    assert repaired["destinations"]["vault"]["version"] == fresh["data"]["metadata"]["version"]
+
+    apply(kubectl, key_manifest("elsewhere", namespace, project, vault={"path": "openai/other-team/app"}))
+    wait_for(lambda: condition(get(kubectl, "openaikey", "elsewhere", "-n", namespace)).get("reason")
+             == "VaultPathNotAllowed", timeout=30, what="Ready=False/VaultPathNotAllowed")
+
+    kubectl("delete", "openaikey", "vaulted", "elsewhere", "-n", namespace, "--timeout=60s")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")

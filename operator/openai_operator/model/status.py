@@ -144,6 +144,7 @@ class VaultDestinationStatus:
 
     path: str
     version: int | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +162,18 @@ class Destinations:
             secret=SecretDestinationStatus(str(secret["name"]), _str(secret, "fingerprint"))
             if secret.get("name")
             else None,
-            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version")) if vault.get("path") else None,
+            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version"), _str(vault, "fingerprint")) if vault.get("path") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Render for a status patch; an absent destination is ``None`` (cleared)."""
         return {
             "secret": {"name": self.secret.name, "fingerprint": self.secret.fingerprint} if self.secret else None,
-            "vault": {"path": self.vault.path, "version": self.vault.version} if self.vault else None,
+            "vault": (
+                {"path": self.vault.path, "version": self.vault.version, "fingerprint": self.vault.fingerprint}
+                if self.vault
+                else None
+            ),
         }
 
 

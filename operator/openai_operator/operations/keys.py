@@ -371,7 +371,7 @@ def _destinations(results: Sequence[WriteResult], stores: Sequence[SecretStore])
         if store.kind == "secret":
             secret = SecretDestinationStatus(result.location, result.fingerprint)
         elif store.kind == "vault":
-            vault = VaultDestinationStatus(result.location, result.version)
+            vault = VaultDestinationStatus(result.location, result.version, result.fingerprint)
     return Destinations(secret=secret, vault=vault)
 
 

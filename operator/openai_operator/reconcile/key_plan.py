@@ -176,7 +176,11 @@ def _destination_renamed(i: _Input) -> IssueDecision | None:
 
 
 def _destination_drift(i: _Input) -> IssueDecision | None:
-    recorded = {"secret": i.status.destinations.secret.fingerprint if i.status.destinations.secret else None}
+    delivered = i.status.destinations
+    recorded = {
+        "secret": delivered.secret.fingerprint if delivered.secret else None,
+        "vault": delivered.vault.fingerprint if delivered.vault else None,
+    }
     for kind, state in i.observed.destinations.items():
         if not state.present:
             return IssueDecision(Reason.DESTINATION_DRIFT, f"the {kind} destination no longer holds the key")
