@@ -22,7 +22,7 @@ from openai_operator.errors import OperatorError
 from openai_operator.handlers._common import kopf_fn as _kopf_fn
 from openai_operator.handlers._common import post, project_view
 from openai_operator.handlers._errors import raise_for
-from openai_operator.model.resources import GROUP, KEY_PLURAL, VERSION
+from openai_operator.model.resources import GROUP, KEY_PLURAL, REVOKE_ANNOTATION, ROTATE_ANNOTATION, VERSION
 from openai_operator.model.timestamps import parse_time
 from openai_operator.operations.keys import KeyRef, finalize_key, reconcile_key
 from openai_operator.reconcile.policy import ProjectView
@@ -149,6 +149,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     kopf.on.resume(*resource, registry=registry)(_kopf_fn(reconcile))
     kopf.on.create(*resource, registry=registry)(_kopf_fn(reconcile))
     kopf.on.update(*resource, registry=registry, field="spec")(_kopf_fn(reconcile))
+    for annotation in (ROTATE_ANNOTATION, REVOKE_ANNOTATION):
+        kopf.on.update(*resource, registry=registry, id=annotation.rsplit("/", 1)[1],
+                       field=("metadata", "annotations", annotation))(_kopf_fn(reconcile))
     kopf.timer(*resource, registry=registry, id="resync", interval=interval, initial_delay=interval)(
         _kopf_fn(resync)
     )

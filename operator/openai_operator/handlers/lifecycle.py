@@ -21,6 +21,10 @@ from openai_operator.metrics import OperatorMetrics, start_metrics_server
 from openai_operator.model.resources import GROUP
 
 FINALIZER = f"{GROUP}/finalizer"
+KOPF_PREFIX = f"kopf.{GROUP}"
+"""Kopf's own annotations (progress, diff base). Not ``GROUP`` itself: Kopf hides every annotation
+under its prefix from change detection, and the user-facing ``openai.operator.dev/rotate`` and
+``/revoke`` annotations must trigger the key's handler."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,9 @@ class RunOptions:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     config: OperatorConfig = memo["config"]
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300

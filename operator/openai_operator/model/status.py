@@ -162,7 +162,9 @@ class Destinations:
             secret=SecretDestinationStatus(str(secret["name"]), _str(secret, "fingerprint"))
             if secret.get("name")
             else None,
-            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version"), _str(vault, "fingerprint")) if vault.get("path") else None,
+            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version"), _str(vault, "fingerprint"))
+            if vault.get("path")
+            else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
