@@ -73,8 +73,9 @@ def test_ten_rotations_of_every_kind_without_a_failed_request(
                 kubectl("annotate", "openaikey", "app", "-n", namespace, f"{ROTATE}={secrets.token_hex(4)}",
                         "--overwrite")
             elif want == "DestinationDrift":
-                kubectl("delete", "secret", "app", "-n", namespace)
+                kubectl("delete", "secret", "app", "-n", namespace, "--ignore-not-found")
             status = wait_revision(kubectl, namespace, "app", revision, timeout=60)
+            wait_for(lambda: secret_value(kubectl, namespace, "app"), timeout=60, what="the Secret to be delivered")
             rotated = condition({"status": status}, "Rotating")
             reasons.append(rotated["message"].rsplit("(", 1)[-1].rstrip(")"))
         final = wait_for(lambda: (s := key_status(kubectl, namespace, "app")) and not s.get("previous") and s,
@@ -264,12 +265,24 @@ def test_sigkill_at_random_points_during_rotations(
     for name in names:
         wait_ready(kubectl, "openaikey", name, "-n", namespace)
     chaos = random.Random(20261123)
-    for kill in range(20):
-        name = chaos.choice(names)
-        kubectl("annotate", "openaikey", name, "-n", namespace, f"{ROTATE}=k{kill}", "--overwrite")
-        time.sleep(chaos.uniform(0.3, 2.5))
-        operator.kill()
-        operator.start()
+    # Slow issuing down (creation and verification) so that kills land inside rotations.
+    for route, method in (("/v1/organization/projects/*/service_accounts", "POST"), ("/v1/models", "GET")):
+        emulator.add_fault({"route": route, "method": method, "seed": 5,
+                            "latency": {"distribution": "uniform", "min_ms": 800, "max_ms": 2500}})
+    try:
+        for kill in range(20):
+            operator.wait_live()
+            name = chaos.choice(names)
+            kubectl("annotate", "openaikey", name, "-n", namespace, f"{ROTATE}=k{kill}", "--overwrite")
+            # Kill at a random point of the rotation: it is latched (Rotating=True) before the slowed
+            # create and verify calls, which take 1.6-5 s together.
+            wait_for(lambda n=name: condition(get(kubectl, "openaikey", n, "-n", namespace), "Rotating")
+                     .get("status") == "True", timeout=60, what=f"{name} to start rotating")
+            time.sleep(chaos.uniform(0.0, 3.0))
+            operator.kill()
+            operator.start()
+    finally:
+        emulator.clear_faults()
     for name in names:
         apply(kubectl, key_manifest(name, namespace, project, rotation={"every": "720h", "gracePeriod": "2s"}))
 
