@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from openai_operator.openai.client import DEFAULT_BASE_URL
 from openai_operator.secretvalue import SecretValue
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+__all__ = ["DEFAULT_BASE_URL", "OperatorConfig"]
+
 DEFAULT_VAULT_PATH_PREFIX = "openai/{namespace}/"
 DEFAULT_FINGERPRINT_KEY = b"openai-operator/destination-fingerprint/v1"
 
