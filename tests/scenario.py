@@ -24,7 +24,7 @@ def apply(kubectl: Kubectl, manifest: dict[str, Any]) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
 
-def project_manifest(name: str, **spec: Any) -> dict[str, Any]:
+def project_manifest(name: str, /, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIProject",
             "metadata": {"name": name}, "spec": spec}
 

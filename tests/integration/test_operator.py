@@ -368,3 +368,43 @@ def test_vault_delivery_drift_and_removal(
     kubectl("delete", "openaikey", "vaulted", "elsewhere", "-n", namespace, "--timeout=60s")
     with pytest.raises(hvac.exceptions.InvalidPath):
         client.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
+
+
+def test_rate_limits_rename_and_adoption(
+    kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess
+) -> None:
+    """spec.rateLimits reach OpenAI (RateLimitsSynced), an unknown model is reported, spec.name renames
+    the project, and spec.projectId adopts an existing project that deletion then retains."""
+    name = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, project_manifest(name, rateLimits=[{"model": "gpt-4o-mini", "maxRequestsPerMinute": 42,
+                                                       "maxTokensPerMinute": 4200}]))
+    try:
+        project = wait_ready(kubectl, "openaiproject", name)
+        project_id = project["status"]["projectId"]
+        synced = wait_for(lambda: condition(get(kubectl, "openaiproject", name), "RateLimitsSynced")
+                          .get("status") == "True", timeout=30, what="RateLimitsSynced=True")
+        assert synced
+        [row] = [r for r in emulator.project(project_id)["rate_limits"] if r["model"] == "gpt-4o-mini"]
+        assert (row["max_requests_per_1_minute"], row["max_tokens_per_1_minute"]) == (42, 4200)
+
+        apply(kubectl, project_manifest(name, name="renamed-by-spec", rateLimits=[
+            {"model": "gpt-4o-mini", "maxRequestsPerMinute": 42},
+            {"model": "no-such-model", "maxRequestsPerMinute": 1},
+        ]))
+        wait_for(lambda: emulator.project(project_id)["name"] == "renamed-by-spec", timeout=30, what="the rename")
+        refused = wait_for(lambda: (c := condition(get(kubectl, "openaiproject", name), "RateLimitsSynced"))
+                           .get("reason") == "RateLimitsFailed" and c, timeout=30, what="RateLimitsSynced=False")
+        assert "no-such-model" in refused["message"]
+        assert condition(get(kubectl, "openaiproject", name))["status"] == "True"
+    finally:
+        kubectl("delete", "openaiproject", name, "--timeout=60s", check=False)
+
+    existing = httpx.post(f"{emulator.base_url}/organization/projects", json={"name": "made-by-hand"}, timeout=10,
+                          headers={"Authorization": f"Bearer {emulator.admin_key}"}).json()
+    adopter = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, project_manifest(adopter, projectId=existing["id"]))
+    adopted = wait_ready(kubectl, "openaiproject", adopter)
+    assert adopted["status"]["projectId"] == existing["id"]
+    assert condition(adopted)["reason"] == "Adopted"
+    kubectl("delete", "openaiproject", adopter, "--timeout=60s")
+    assert emulator.project(existing["id"])["status"] == "active", "an adopted project is retained"
