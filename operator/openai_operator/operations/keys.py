@@ -81,10 +81,8 @@ def _ready(status: KeyStatus, ok: bool, reason: str, message: str, ref: KeyRef, 
 
 
 def _ready_reason(status: KeyStatus) -> str | None:
-    for condition in status.conditions:
-        if condition.type == ConditionType.READY:
-            return condition.reason
-    return None
+    ready = status.condition(ConditionType.READY)
+    return ready.reason if ready is not None else None
 
 
 def key_lifetime(spec: KeySpec, deps: Deps, now: datetime) -> timedelta:

@@ -131,7 +131,8 @@ async def _sync_rate_limits(
 
 
 def _has_reason(status: ProjectStatus, type: str, reason: str) -> bool:
-    return any(c.type == type and c.reason == reason for c in status.conditions)
+    condition = status.condition(type)
+    return condition is not None and condition.reason == reason
 
 
 async def finalize_project(deps: Deps, ref: ProjectRef, *, spec_raw: Mapping[str, Any],
