@@ -58,11 +58,22 @@ def secret_value(kubectl: Kubectl, namespace: str, name: str, field: str = "OPEN
     return value
 
 
+def account_name_pattern(namespace: str, name: str) -> re.Pattern[str]:
+    """Operator-made service-account names of the key ``namespace/name``: ``k8s.<instance>.<ns>.<name>.r<N>``."""
+    return re.compile(rf"^k8s\.(?:[a-z0-9]{{1,12}}\.)?{re.escape(namespace)}\.{re.escape(name)}\.r[0-9]+$")
+
+
 def live_accounts_for(emulator: Emulator, project_id: str, namespace: str, name: str) -> list[dict[str, Any]]:
-    prefix = f"k8s.{namespace}.{name}.r"
-    return [a for a in emulator.project(project_id)["service_accounts"] if a["name"].startswith(prefix)]
+    pattern = account_name_pattern(namespace, name)
+    return [a for a in emulator.project(project_id)["service_accounts"] if pattern.match(a["name"])]
 
 
 def wait_ready(kubectl: Kubectl, *args: str, timeout: float = 60) -> dict[str, Any]:
     return wait_for(lambda: (obj := get(kubectl, *args)) and condition(obj).get("status") == "True" and obj,
                     timeout=timeout, what=f"{' '.join(args)} to be Ready")
+
+
+def operator_instance_id(kubectl: Kubectl) -> str:
+    """The instance id the operator derives by default: 8 hex digits of the kube-system namespace uid."""
+    uid = get(kubectl, "namespace", "kube-system")["metadata"]["uid"]
+    return str(uid).replace("-", "")[:8]

@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import hvac
 import kubernetes
@@ -20,11 +19,10 @@ from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from openai_operator.config import OperatorConfig
 from openai_operator.k8s.objects import ObjectClient
 from openai_operator.metrics import OperatorMetrics
+from openai_operator.model.naming import INSTANCE_ID_PATTERN
 from openai_operator.openai import AdminClient, new_http_client
+from openai_operator.reconcile.quota import QuotaLedger
 from openai_operator.stores.vault import build_vault_client
-
-if TYPE_CHECKING:
-    from openai_operator.operations.inventory import InventorySnapshot
 
 
 def utc_now() -> datetime:
@@ -42,8 +40,9 @@ class Deps:
     vault_client_factory: Callable[[], hvac.Client] | None
     clock: Callable[[], datetime] = utc_now
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
-    inventory: dict[str, InventorySnapshot] = field(default_factory=dict)
-    """Latest service-account inventory per OpenAI project id (``operations.inventory``)."""
+    instance_id: str = "local"
+    """Carried in every service-account name this installation makes (see ``model.naming``)."""
+    quota: QuotaLedger = field(default_factory=QuotaLedger)
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
     def lock(self, kind: str, namespace: str | None, name: str) -> asyncio.Lock:
@@ -67,6 +66,15 @@ def _kubernetes_api_client() -> ApiClient:
         return client
 
 
+def _cluster_instance_id(core: CoreV1Api) -> str:
+    """The default instance id: 8 hex digits of the ``kube-system`` namespace's uid (stable per cluster)."""
+    metadata = core.read_namespace("kube-system").metadata
+    uid = metadata.uid if metadata is not None else None
+    if not uid:
+        raise ValueError("the kube-system namespace has no uid: set --instance-id")
+    return str(uid).replace("-", "")[:8]
+
+
 async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
     http = new_http_client()
     admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
@@ -79,14 +87,20 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         def vault_factory() -> hvac.Client:
             return build_vault_client(address, token=token.reveal() if token else None, kubernetes_role=role)
 
+    core = CoreV1Api(api_client)
+    configured: str | None = getattr(config, "instance_id", None)
+    instance_id = configured if configured else await asyncio.to_thread(_cluster_instance_id, core)
+    if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
+        raise ValueError(f"instance id {instance_id!r} must match {INSTANCE_ID_PATTERN.pattern}")
     deps = Deps(
         config=config,
         admin=admin,
-        core=CoreV1Api(api_client),
+        core=core,
         apps=AppsV1Api(api_client),
         objects=ObjectClient(CustomObjectsApi(api_client)),
         metrics=metrics,
         vault_client_factory=vault_factory,
+        instance_id=instance_id,
     )
     deps._closers.extend([http.aclose, api_client.close])
     return deps

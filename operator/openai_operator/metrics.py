@@ -95,6 +95,13 @@ class OperatorMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.follow_up_failures = Counter(
+            "followup_failures",
+            "Follow-ups that failed after a credential was recorded, by action (restart, revoke); retried.",
+            ["action"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
         self.next_rotation = Gauge(
             "key_next_rotation_timestamp_seconds",
             "Unix time of the next scheduled rotation of each OpenAIKey.",
@@ -148,6 +155,10 @@ class OperatorMetrics:
     def record_orphan_revoked(self, count: int = 1) -> None:
         """Count service accounts revoked as orphans by the inventory."""
         self.orphans_revoked.inc(count)
+
+    def record_follow_up_failure(self, action: str) -> None:
+        """Count a failed restart or revocation of a superseded credential (Degraded=True)."""
+        self.follow_up_failures.labels(action=action).inc()
 
     def set_next_rotation(self, namespace: str, name: str, timestamp: float | None) -> None:
         """Set (or with ``None`` remove) the next-rotation time of one key."""

@@ -19,11 +19,10 @@ import yaml
 
 from openai_operator.model.conditions import Condition
 from openai_operator.model.status import (
-    Destinations,
+    Delivery,
     KeySpend,
     KeyStatus,
     PreviousCredential,
-    SecretDestinationStatus,
 )
 from support import wait_for
 from testbed import Kubectl
@@ -521,7 +520,7 @@ def test_status_written_by_the_model_is_kept(kubectl: Kubectl, ns: str) -> None:
         created_at=now,
         next_rotation_at=now,
         previous=(PreviousCredential("key_0", "svc_acct_0", now),),
-        destinations=Destinations(secret=SecretDestinationStatus("openai", "hmac-sha256:00")),
+        destinations={"secret": Delivery("openai", "hmac-sha256:00")},
         spend=KeySpend(1.25, now, now, 12.5),
         conditions=(Condition("Ready", "True", "Issued", "delivered", now, 1),),
         observed_generation=1,

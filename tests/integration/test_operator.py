@@ -154,9 +154,9 @@ def test_a_secret_the_operator_does_not_own_is_never_overwritten(
     [
         ("after the service account exists, before the Secret is written",
          "/v1/organization/projects/*/api_keys/*", "POST"),
-        ("after the Secret is written, before status records the credential", "/v1/models", "GET"),
+        ("while the new key is verified, before any destination holds it", "/v1/models", "GET"),
     ],
-    ids=["before-secret-write", "before-status-write"],
+    ids=["while-scopes-are-set", "while-verifying"],
 )
 def test_sigkill_mid_issue_leaves_exactly_one_live_credential(
     kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str,
@@ -170,13 +170,15 @@ def test_sigkill_mid_issue_leaves_exactly_one_live_credential(
         apply(kubectl, key_manifest("crash", namespace, project, scopes=["api.model.read"]))
         wait_for(lambda: live_accounts_for(emulator, project_id, namespace, "crash"),
                  timeout=60, what="the first service account to be created")
-        if route == "/v1/models":
-            wait_for(lambda: secret_value(kubectl, namespace, "crash"), timeout=60,
-                     what="the Secret to be written")
         wait_for(lambda: any(f["id"] == fault["id"] and f["matched"] for f in emulator.faults()),
                  timeout=60, what=f"the operator to be stuck {window}")
+        # Verification comes before delivery: no destination holds the new key yet.
+        assert secret_value(kubectl, namespace, "crash") is None
         operator.kill()
-        assert "keyId" not in get(kubectl, "openaikey", "crash", "-n", namespace).get("status", {})
+        status = get(kubectl, "openaikey", "crash", "-n", namespace).get("status", {})
+        assert "keyId" not in status
+        assert status["pending"]["serviceAccountId"] == live_accounts_for(emulator, project_id, namespace,
+                                                                          "crash")[0]["id"]
     finally:
         emulator.clear_faults()
     operator.start()
@@ -269,8 +271,9 @@ def test_two_replicas_with_peering_only_the_higher_priority_one_acts(
 def test_retain_keeps_the_credential_and_the_secret(
     kubectl: Kubectl, emulator: Emulator, operator: OperatorProcess, namespace: str, project: str
 ) -> None:
-    """deletionPolicy: Retain — deleting the OpenAIKey revokes nothing and the Secret survives garbage
-    collection (the operator drops its ownerReference first)."""
+    """deletionPolicy: Retain — deleting the OpenAIKey revokes nothing, its service account is renamed
+    retained.* (no sweep will touch it), and the Secret survives garbage collection (the operator
+    drops its ownerReference first)."""
     project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
     apply(kubectl, key_manifest("kept", namespace, project, deletionPolicy="Retain"))
     wait_ready(kubectl, "openaikey", "kept", "-n", namespace)
@@ -281,7 +284,10 @@ def test_retain_keeps_the_credential_and_the_secret(
     assert secret["metadata"].get("ownerReferences", []) == []
     assert secret_value(kubectl, namespace, "kept") == value
     assert emulator.models_status(value) == 200
-    assert len(live_accounts_for(emulator, project_id, namespace, "kept")) == 1
+    assert live_accounts_for(emulator, project_id, namespace, "kept") == [], "retained accounts are renamed"
+    retained = [a for a in emulator.project(project_id)["service_accounts"]
+                if a["name"].startswith("retained.") and a["name"].endswith(f".{namespace}.kept.r1")]
+    assert len(retained) == 1
 
 
 def test_a_key_of_an_archived_project_can_still_be_deleted(

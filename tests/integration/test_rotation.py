@@ -19,6 +19,7 @@ from scenario import (
     get,
     key_manifest,
     live_accounts_for,
+    operator_instance_id,
     secret_value,
     wait_ready,
 )
@@ -208,13 +209,16 @@ def test_orphaned_operator_service_accounts_are_revoked(
     apply(kubectl, key_manifest("kept", namespace, project))
     wait_ready(kubectl, "openaikey", "kept", "-n", namespace)
     orphan = admin(emulator, "POST", f"/organization/projects/{project_id}/service_accounts",
-                   json={"name": f"k8s.{namespace}.ghost.r1"}).json()
+                   json={"name": f"k8s.{operator_instance_id(kubectl)}.{namespace}.ghost.r1"}).json()
+    theirs = admin(emulator, "POST", f"/organization/projects/{project_id}/service_accounts",
+                   json={"name": f"k8s.othercluster.{namespace}.ghost.r1"}).json()
     foreign = admin(emulator, "POST", f"/organization/projects/{project_id}/service_accounts",
                     json={"name": "someone-elses-robot"}).json()
     wait_for(lambda: not any(a["id"] == orphan["id"] for a in emulator.project(project_id)["service_accounts"]),
              timeout=30, what="the orphan to be revoked by the inventory")
     names = [a["name"] for a in emulator.project(project_id)["service_accounts"]]
     assert foreign["name"] in names, "service accounts the operator did not name are left alone"
+    assert theirs["name"] in names, "another installation's service accounts are left alone"
     assert len(live_accounts_for(emulator, project_id, namespace, "kept")) == 1
     events = get(kubectl, "events", "--field-selector", f"involvedObject.name={project},reason=OrphanRevoked",
                  "-A")["items"]

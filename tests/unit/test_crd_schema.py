@@ -21,15 +21,14 @@ from openai_operator.model import resources, specs
 from openai_operator.model.conditions import Condition
 from openai_operator.model.durations import DURATION_PATTERN
 from openai_operator.model.status import (
-    Destinations,
+    Delivery,
     KeySpend,
     KeyStatus,
+    PendingCredential,
     PreviousCredential,
     ProjectSpend,
     ProjectStatus,
-    SecretDestinationStatus,
     SpendLimitStatus,
-    VaultDestinationStatus,
 )
 
 pytestmark = pytest.mark.unit
@@ -224,7 +223,13 @@ def full_key_status() -> KeyStatus:
         last_rotated_at=NOW,
         next_rotation_at=NOW,
         previous=(PreviousCredential("key_0", "svc_acct_0", NOW),),
-        destinations=Destinations(SecretDestinationStatus("s", "hmac"), VaultDestinationStatus("secret/a", 3)),
+        pending=PendingCredential(3, "k8s.local.ns.k.r3", NOW, "Scheduled", service_account_id="svc_acct_3",
+                                  key_id="key_3", redacted_key="sk-svcac****wxyz", fingerprint="hmac",
+                                  expires_at=NOW, minted_at=NOW),
+        destinations={"secret": Delivery("s", "hmac"), "vault": Delivery("secret/a", "hmac", 3)},
+        restarted_revision=2,
+        upstream_missing="svc_acct_0",
+        refused_since=NOW,
         spend=KeySpend(1.5, NOW, NOW, 10.0),
         alerts_fired=(50,),
         failed_attempts=1,
@@ -243,6 +248,8 @@ def full_project_status() -> ProjectStatus:
         spend_limit=SpendLimitStatus("enforcing", 100.0),
         keys=4,
         alerts_fired=(50, 80),
+        failed_attempts=1,
+        last_failure_time=NOW,
         conditions=(Condition("Ready", "True", "Created", "", NOW, 1),),
         observed_generation=1,
     )

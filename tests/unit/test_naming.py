@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from openai_operator.model.naming import (
+    DIGEST_LENGTH,
     MAX_NAME_LENGTH,
     ServiceAccountName,
     owner_digest,
     parse_service_account_name,
+    retained_name,
     service_account_name,
 )
 
@@ -17,24 +19,27 @@ pytestmark = pytest.mark.unit
 LONG_NAME = "a-really-long-application-name-that-goes-on.and-on.and-on"
 LONGEST_NAMESPACE = "n" * 63
 LONGEST_NAME = "x" * 253
+INST = "c1a2b3d4"
+DIGEST = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.mark.parametrize(
     ("namespace", "name", "revision", "expected"),
     [
-        pytest.param("team-a", "chat", 1, "k8s.team-a.chat.r1", id="short names are kept whole"),
-        pytest.param("team-a", "chat.backend", 12, "k8s.team-a.chat.backend.r12", id="dotted names are kept whole"),
+        pytest.param("team-a", "chat", 1, f"k8s.{INST}.team-a.chat.r1", id="short names are kept whole"),
+        pytest.param("team-a", "chat.backend", 12, f"k8s.{INST}.team-a.chat.backend.r12",
+                     id="dotted names are kept whole"),
         pytest.param(
             "team-a",
             LONG_NAME,
             3,
-            f"k8s.team-a.a-really-long-application-name-that-goe_{owner_digest('team-a', LONG_NAME)}.r3",
-            id="long names are cut and carry a digest",
+            f"k8s.{INST}.team-a.a-really_{owner_digest('team-a', LONG_NAME)}.r3",
+            id="long names are cut and carry a 128-bit digest",
         ),
     ],
 )
 def test_service_account_name(namespace: str, name: str, revision: int, expected: str) -> None:
-    assert service_account_name(namespace, name, revision) == expected
+    assert service_account_name(INST, namespace, name, revision) == expected
 
 
 @pytest.mark.parametrize(
@@ -47,56 +52,72 @@ def test_service_account_name(namespace: str, name: str, revision: int, expected
     ],
 )
 def test_names_fit_the_limit_and_parse_back(namespace: str, name: str, revision: int) -> None:
-    value = service_account_name(namespace, name, revision)
+    value = service_account_name(INST, namespace, name, revision)
     assert len(value) <= MAX_NAME_LENGTH
     parsed = parse_service_account_name(value)
     assert parsed is not None
     assert parsed.revision == revision
     assert parsed.digest == owner_digest(namespace, name)
-    assert parsed.belongs_to(namespace, name)
+    assert len(parsed.digest) == DIGEST_LENGTH == 32
+    assert parsed.belongs_to(INST, namespace, name)
 
 
 def test_names_are_deterministic_and_differ_per_revision() -> None:
-    assert service_account_name("ns", LONG_NAME, 1) == service_account_name("ns", LONG_NAME, 1)
-    assert service_account_name("ns", LONG_NAME, 1) != service_account_name("ns", LONG_NAME, 2)
+    assert service_account_name(INST, "ns", LONG_NAME, 1) == service_account_name(INST, "ns", LONG_NAME, 1)
+    assert service_account_name(INST, "ns", LONG_NAME, 1) != service_account_name(INST, "ns", LONG_NAME, 2)
 
 
 def test_shortened_names_of_different_keys_differ() -> None:
     """Two keys whose names share the readable prefix still get different service accounts."""
-    first = service_account_name("team-a", LONG_NAME + "-one", 1)
-    second = service_account_name("team-a", LONG_NAME + "-two", 1)
+    first = service_account_name(INST, "team-a", LONG_NAME + "-one", 1)
+    second = service_account_name(INST, "team-a", LONG_NAME + "-two", 1)
     assert first != second
     parsed = parse_service_account_name(first)
     assert parsed is not None
-    assert not parsed.belongs_to("team-a", LONG_NAME + "-two")
+    assert not parsed.belongs_to(INST, "team-a", LONG_NAME + "-two")
+
+
+def test_another_installations_names_never_belong_to_our_keys() -> None:
+    """Two clusters sharing one OpenAI project: the same key name under another instance id is not ours."""
+    theirs = parse_service_account_name(service_account_name("other", "team-a", "chat", 1))
+    assert theirs is not None
+    assert not theirs.belongs_to(INST, "team-a", "chat")
+    assert theirs.belongs_to("other", "team-a", "chat")
+
+
+def test_retained_names_are_no_longer_operator_made() -> None:
+    name = service_account_name(INST, "team-a", "chat", 3)
+    assert retained_name(name) == f"retained.{INST}.team-a.chat.r3"
+    assert parse_service_account_name(retained_name(name)) is None
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         pytest.param(
-            "k8s.team-a.chat.r4",
-            ServiceAccountName("team-a", "chat", 4, owner_digest("team-a", "chat"), False),
-            id="a full name gives namespace, name and revision",
+            f"k8s.{INST}.team-a.chat.r4",
+            ServiceAccountName(INST, "team-a", "chat", 4, owner_digest("team-a", "chat"), False),
+            id="a full name gives instance, namespace, name and revision",
         ),
         pytest.param(
-            "k8s.team-a.chat.r2.r5",
-            ServiceAccountName("team-a", "chat.r2", 5, owner_digest("team-a", "chat.r2"), False),
+            f"k8s.{INST}.team-a.chat.r2.r5",
+            ServiceAccountName(INST, "team-a", "chat.r2", 5, owner_digest("team-a", "chat.r2"), False),
             id="the last revision suffix is the revision",
         ),
         pytest.param(
-            "k8s.team-a.some-prefix_0123456789.r7",
-            ServiceAccountName(None, None, 7, "0123456789", True),
-            id="a shortened name gives only revision and digest",
+            f"k8s.{INST}.team-a.s_{DIGEST}.r7",
+            ServiceAccountName(INST, None, None, 7, DIGEST, True),
+            id="a shortened name gives only instance, revision and digest",
         ),
         pytest.param("my-service-account", None, id="a hand-made name is not ours"),
-        pytest.param("k8s.team-a.chat", None, id="a name without a revision is not ours"),
-        pytest.param("k8s.team-a.chat.r0", None, id="revision zero is never issued"),
-        pytest.param("k8s.team-a.chat.r01", None, id="a zero-padded revision is not ours"),
-        pytest.param("k8s.Team-A.chat.r1", None, id="upper case cannot come from Kubernetes names"),
-        pytest.param("k8s.team-a.chat.rx", None, id="a non-numeric revision is not ours"),
-        pytest.param("k8s." + "a" * 70 + ".b.r1", None, id="a full form longer than the limit is not ours"),
-        pytest.param("k8s.team-a.x_0123.r1", None, id="a digest of the wrong length is not ours"),
+        pytest.param(f"k8s.{INST}.team-a.chat", None, id="a name without a revision is not ours"),
+        pytest.param(f"k8s.{INST}.team-a.chat.r0", None, id="revision zero is never issued"),
+        pytest.param(f"k8s.{INST}.team-a.chat.r01", None, id="a zero-padded revision is not ours"),
+        pytest.param(f"k8s.{INST}.Team-A.chat.r1", None, id="upper case cannot come from Kubernetes names"),
+        pytest.param(f"k8s.{INST}.team-a.chat.rx", None, id="a non-numeric revision is not ours"),
+        pytest.param(f"k8s.{INST}." + "a" * 70 + ".b.r1", None, id="a full form longer than the limit is not ours"),
+        pytest.param(f"k8s.{INST}.team-a.x_0123456789.r1", None, id="a 40-bit digest is not ours any more"),
+        pytest.param(f"retained.{INST}.team-a.chat.r1", None, id="a retained credential is not ours"),
     ],
 )
 def test_parse_service_account_name(value: str, expected: ServiceAccountName | None) -> None:
@@ -114,4 +135,9 @@ def test_parse_service_account_name(value: str, expected: ServiceAccountName | N
 )
 def test_invalid_inputs_are_refused(namespace: str, name: str, revision: int, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
-        service_account_name(namespace, name, revision)
+        service_account_name(INST, namespace, name, revision)
+
+
+def test_instance_ids_are_short_lower_case_words() -> None:
+    with pytest.raises(ValueError, match="instance id"):
+        service_account_name("Team.A", "team-a", "chat", 1)

@@ -1,26 +1,14 @@
-"""Pure planning: key policy, the key plan, rate-limit and project plans, failure backoff."""
+"""Pure planning: key policy, rate-limit and project plans, failure backoff (the key plan: test_key_plan.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import KeyPolicy, parse_key_spec, parse_project_spec
-from openai_operator.model.status import (
-    Destinations,
-    KeyStatus,
-    PreviousCredential,
-    SecretDestinationStatus,
-)
-from openai_operator.reconcile.key_plan import (
-    DestinationState,
-    KeyObservation,
-    SeenServiceAccount,
-    plan_key,
-)
 from openai_operator.reconcile.policy import ProjectView, check_key_policy
 from openai_operator.reconcile.project_plan import ObservedRateLimit, plan_project, plan_rate_limits
 from openai_operator.reconcile.schedule import failure_backoff
@@ -117,76 +105,6 @@ class TestKeyPolicy:
         assert check(key_spec(vault={"path": path}), view=view) == expected
 
 
-def issued(**extra: Any) -> KeyStatus:
-    fields: dict[str, Any] = {
-        "project_id": "proj_1", "service_account_id": "sa_1", "key_id": "key_1", "revision": 1,
-        "destinations": Destinations(secret=SecretDestinationStatus("chat", "hmac-sha256:aa")),
-    }
-    fields.update(extra)
-    return KeyStatus(**fields)
-
-
-def observe(*accounts: tuple[str, str], secret: DestinationState | None = None) -> KeyObservation:
-    return KeyObservation(
-        service_accounts=[SeenServiceAccount(i, n) for i, n in accounts],
-        destinations={"secret": secret or DestinationState(True, "hmac-sha256:aa")},
-    )
-
-
-class TestKeyPlan:
-    def plan(self, status: KeyStatus, observed: KeyObservation, **spec: Any) -> Any:
-        return plan_key(key_spec(**spec), status, observed, namespace="apps", name="chat", now=NOW)
-
-    def test_a_new_key_is_issued(self) -> None:
-        plan = self.plan(KeyStatus(), observe(secret=DestinationState(False)))
-        assert plan.issue is not None
-        assert plan.issue.reason == Reason.ISSUING
-        assert plan.delete_unrecorded == ()
-
-    def test_an_issued_key_whose_secret_matches_needs_nothing(self) -> None:
-        plan = self.plan(issued(), observe(("sa_1", "k8s.apps.chat.r1")))
-        assert plan.issue is None
-        assert plan.delete_unrecorded == ()
-
-    def test_an_unrecorded_service_account_of_this_key_is_deleted(self) -> None:
-        plan = self.plan(KeyStatus(), observe(("sa_9", "k8s.apps.chat.r1")))
-        assert plan.delete_unrecorded == (SeenServiceAccount("sa_9", "k8s.apps.chat.r1"),)
-        assert plan.issue is not None
-
-    def test_other_keys_and_foreign_accounts_are_left_alone(self) -> None:
-        plan = self.plan(issued(), observe(("sa_1", "k8s.apps.chat.r1"), ("sa_2", "k8s.apps.other.r1"),
-                                           ("sa_3", "k8s.other.chat.r1"), ("sa_4", "hand-made")))
-        assert plan.delete_unrecorded == ()
-
-    def test_previous_credentials_are_not_unrecorded(self) -> None:
-        status = issued(previous=(PreviousCredential("key_0", "sa_0", NOW + timedelta(hours=1)),))
-        plan = self.plan(status, observe(("sa_0", "k8s.apps.chat.r1"), ("sa_1", "k8s.apps.chat.r2")))
-        assert plan.delete_unrecorded == ()
-
-    @pytest.mark.parametrize(
-        ("secret", "reason"),
-        [(DestinationState(False), Reason.DESTINATION_DRIFT),
-         (DestinationState(True, "hmac-sha256:bb"), Reason.DESTINATION_DRIFT)],
-        ids=["a deleted Secret is repaired", "an edited Secret is repaired"],
-    )
-    def test_destination_drift_issues_again(self, secret: DestinationState, reason: str) -> None:
-        plan = self.plan(issued(), observe(secret=secret))
-        assert plan.issue is not None
-        assert plan.issue.reason == reason
-
-    def test_a_renamed_secret_destination_issues_again(self) -> None:
-        plan = self.plan(issued(), observe(), secret={"name": "renamed"})
-        assert plan.issue is not None
-        assert plan.issue.reason == Reason.SPEC_CHANGED
-
-    def test_previous_credentials_are_revoked_only_after_their_grace(self) -> None:
-        due = PreviousCredential("key_0", "sa_0", NOW - timedelta(seconds=1))
-        waiting = PreviousCredential("key_00", "sa_00", NOW + timedelta(minutes=5))
-        plan = self.plan(issued(previous=(due, waiting)), observe())
-        assert plan.revoke_previous == (due,)
-        assert plan.keep_previous == (waiting,)
-
-
 class TestProjectPlans:
     def test_rate_limits_change_only_what_differs(self) -> None:
         spec = parse_project_spec({"rateLimits": [
@@ -228,27 +146,3 @@ class TestBackoff:
     def test_exponential_and_capped(self, attempts: int, seconds: float) -> None:
         assert failure_backoff(attempts, jitter=0.999999).total_seconds() == pytest.approx(seconds, rel=1e-5)
         assert failure_backoff(attempts, jitter=0).total_seconds() == pytest.approx(seconds / 2)
-
-
-class TestBackoffInPlan:
-    def test_a_failing_first_issue_waits_for_its_backoff(self) -> None:
-        """After a failed first attempt the plan issues nothing until the backoff ends, and says when."""
-        failed = KeyStatus(failed_attempts=2, last_failure_time=NOW - timedelta(seconds=1), observed_generation=1)
-        plan = plan_key(key_spec(), failed, observe(secret=DestinationState(False)), namespace="apps", name="chat",
-                        now=NOW, generation=1)
-        assert plan.issue is None
-        assert plan.waiting_for_backoff is not None
-        assert NOW < plan.waiting_for_backoff <= NOW + timedelta(seconds=3)
-
-    def test_a_spec_change_skips_the_backoff(self) -> None:
-        failed = KeyStatus(failed_attempts=5, last_failure_time=NOW, observed_generation=1)
-        plan = plan_key(key_spec(), failed, observe(secret=DestinationState(False)), namespace="apps", name="chat",
-                        now=NOW, generation=2)
-        assert plan.issue is not None
-        assert plan.waiting_for_backoff is None
-
-    def test_after_the_backoff_the_issue_is_retried(self) -> None:
-        failed = KeyStatus(failed_attempts=1, last_failure_time=NOW - timedelta(minutes=1), observed_generation=1)
-        plan = plan_key(key_spec(), failed, observe(secret=DestinationState(False)), namespace="apps", name="chat",
-                        now=NOW, generation=1)
-        assert plan.issue is not None

@@ -12,7 +12,15 @@ from kubernetes.client.exceptions import ApiException
 from openai_operator.errors import ConflictError, NotFoundError, PermanentError, TransientError
 from openai_operator.model.specs import SecretDestination, VaultDestination, parse_key_spec
 from openai_operator.secretvalue import SecretValue
-from openai_operator.stores import KeyMaterial, KubernetesSecretStore, Owner, VaultStore, stores_for
+from openai_operator.stores import (
+    KeyMaterial,
+    KubernetesSecretStore,
+    Owner,
+    StoreContext,
+    VaultStore,
+    store_at,
+    stores_for,
+)
 from openai_operator.stores import kubernetes as k8s_store
 from openai_operator.stores import vault as vault_store
 
@@ -243,15 +251,24 @@ class TestFactory:
         spec = parse_key_spec(
             {"projectRef": {"name": "p"}, "secret": {}, "vault": {"path": "openai/ns/x"}}, name="chatbot"
         )
-        stores = stores_for(spec, "ns", core_api=self.core, vault_client_factory=factory,
-                            fingerprint_key=FP_KEY)
-        assert [s.kind for s in stores] == ["secret", "vault"]
-        assert isinstance(stores[0], KubernetesSecretStore)
-        assert stores[0].name == "chatbot"
-        assert isinstance(stores[1], VaultStore)
-        assert stores[1].location == "secret/openai/ns/x"
+        stores = stores_for(spec, StoreContext(self.core, factory, FP_KEY, "ns"))  # type: ignore[arg-type]
+        assert list(stores) == ["secret", "vault"]
+        assert isinstance(stores["secret"], KubernetesSecretStore)
+        assert stores["secret"].name == "chatbot"
+        assert isinstance(stores["vault"], VaultStore)
+        assert stores["vault"].location == "secret/openai/ns/x"
+
+    def test_a_recorded_location_gives_back_the_same_store(self) -> None:
+        """Deletion works from what status recorded, even when the spec no longer parses."""
+        ctx = StoreContext(self.core, lambda: None, FP_KEY, "ns")  # type: ignore[arg-type,return-value]
+        secret = store_at("secret", "chatbot", ctx)
+        vault = store_at("vault", "secret/openai/ns/x", ctx)
+        assert isinstance(secret, KubernetesSecretStore)
+        assert secret.name == "chatbot"
+        assert isinstance(vault, VaultStore)
+        assert vault.location == "secret/openai/ns/x"
 
     def test_vault_without_client_is_permanent(self) -> None:
         spec = parse_key_spec({"projectRef": {"name": "p"}, "vault": {"path": "openai/ns/x"}}, name="k")
         with pytest.raises(PermanentError, match="Vault is not configured for this operator"):
-            stores_for(spec, "ns", core_api=self.core, vault_client_factory=None, fingerprint_key=FP_KEY)
+            stores_for(spec, StoreContext(self.core, None, FP_KEY, "ns"))

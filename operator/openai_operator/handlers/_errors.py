@@ -1,9 +1,10 @@
 """The one place where the project's errors become Kopf's.
 
-``TransientError`` → ``kopf.TemporaryError`` with the server's retry hint, or an exponential
-backoff from the object's ``failedAttempts`` (capped, jittered) so a failing API sees no retry storm;
 ``PermanentError`` (bad spec, refused request, foreign destination) → ``kopf.PermanentError``;
-``ConflictError`` → a quick retry (someone else changed the object); ``NotFoundError`` → a slow one.
+``ConflictError`` → a quick retry (someone else changed the object); anything else →
+``kopf.TemporaryError`` after ``delay``, which the caller takes from the object's failure backoff
+(:mod:`openai_operator.reconcile.backoff`, kept in status) or the server's ``Retry-After``,
+whichever is longer. There is no second clock here: no jitter of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from datetime import timedelta
 import kopf
 
 from openai_operator.errors import ConflictError, OperatorError, PermanentError, TransientError
-from openai_operator.reconcile.schedule import failure_backoff
+
+__all__ = ["raise_for", "retry_after"]
 
 
-def raise_for(error: OperatorError | None, *, failed_attempts: int = 1) -> None:
+def retry_after(error: OperatorError, delay: timedelta) -> timedelta:
+    """``delay``, or the server's hint when it asks for longer."""
+    if isinstance(error, TransientError) and error.retry_after is not None:
+        return max(delay, timedelta(seconds=error.retry_after))
+    return delay
+
+
+def raise_for(error: OperatorError | None, *, delay: timedelta) -> None:
     """Raise the Kopf exception for ``error`` (nothing when ``error`` is ``None``)."""
     if error is None:
         return
@@ -24,7 +33,4 @@ def raise_for(error: OperatorError | None, *, failed_attempts: int = 1) -> None:
         raise kopf.PermanentError(error.message)
     if isinstance(error, ConflictError):
         raise kopf.TemporaryError(error.message, delay=1)
-    delay = failure_backoff(max(failed_attempts, 1))
-    if isinstance(error, TransientError) and error.retry_after is not None:
-        delay = max(delay, timedelta(seconds=error.retry_after))
-    raise kopf.TemporaryError(error.message, delay=delay.total_seconds())
+    raise kopf.TemporaryError(error.message, delay=retry_after(error, delay).total_seconds())

@@ -1,125 +1,110 @@
-"""OpenAIKey handlers: issue and deliver on create/resume/spec change, re-check on a timer, revoke
-on delete.
+"""OpenAIKey handlers: one daemon per key runs every pass; change handlers only wake it.
 
-Every handler works under the key's lock on a fresh read of the object and writes the status itself
-(see :mod:`openai_operator.k8s.objects`). The timer is what re-checks keys that policy refused, so a
-refused key is retried when its project or namespace changes, at the resync interval, never in a
-tight loop.
+The daemon is the key's single loop (Kopf stops it when the replica loses leadership, and when the
+key is deleted): it runs one pass, then sleeps until the plan's ``requeue_after`` (or the resync
+interval, whichever comes first) unless a change wakes it sooner. A spec change, a rotate or revoke
+annotation and the inventory's report of a deleted credential all nudge it. Deletion is the
+finalizer's (``on.delete``), under the same per-key lock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import kopf
+import structlog
 
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps
 from openai_operator.errors import OperatorError
-from openai_operator.handlers._common import kopf_fn as _kopf_fn
-from openai_operator.handlers._common import post, project_view
-from openai_operator.handlers._errors import raise_for
+from openai_operator.handlers._common import kopf_fn, one_pass, project_view
+from openai_operator.handlers._errors import raise_for, retry_after
+from openai_operator.handlers._wakeups import Wakeups
 from openai_operator.model.resources import GROUP, KEY_PLURAL, REVOKE_ANNOTATION, ROTATE_ANNOTATION, VERSION
+from openai_operator.model.status import KeyStatus
 from openai_operator.model.timestamps import parse_time
-from openai_operator.operations.keys import KeyRef, finalize_key, reconcile_key
+from openai_operator.operations.inventory import KeyEntry
+from openai_operator.operations.key_deletion import finalize_key
+from openai_operator.operations.keys import KeyRef, reconcile_key
+from openai_operator.operations.outcome import Outcome
+from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.policy import ProjectView
 
+__all__ = ["key_index", "register"]
 
-def key_index(
-    namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
-) -> dict[str, tuple[str, str, bool]]:
-    """Keys by the project they reference, with whether each holds a credential (for ``maxKeys``)."""
+log = structlog.get_logger(__name__)
+
+KeyIndex = kopf.Index[str, KeyEntry]
+
+
+def key_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[str, KeyEntry]:
+    """Keys by the project they reference, with the credentials their status records."""
     project = (spec.get("projectRef") or {}).get("name")
     if not project:
         return {}
-    return {project: (namespace, name, bool(status.get("keyId")))}
+    recorded = KeyStatus.from_dict(dict(status))
+    ids = {p.service_account_id for p in recorded.previous}
+    if recorded.service_account_id:
+        ids.add(recorded.service_account_id)
+    if recorded.pending is not None and recorded.pending.service_account_id:
+        ids.add(recorded.pending.service_account_id)
+    return {project: KeyEntry(namespace, name, frozenset(ids), recorded.service_account_id, recorded.created_at,
+                              issuing=recorded.pending is not None)}
 
 
-def _holding_others(key_index: kopf.Index[str, tuple[str, str, bool]], project: str | None,
-                    namespace: str, name: str) -> int:
-    if not project:
-        return 0
-    found = key_index.get(project)
-    if found is None:
-        return 0
-    return sum(1 for ns, n, holds in found if holds and (ns, n) != (namespace, name))
+def _holders(index: KeyIndex, project: str | None) -> list[tuple[str, str]]:
+    found = index.get(project) if project else None
+    return [(e.namespace, e.name) for e in found or () if e.current is not None or e.issuing]
 
 
-async def reconcile(
-    namespace: str,
-    name: str,
-    memo: kopf.Memo,
-    project_index: kopf.Index[str, ProjectView],
-    key_index: kopf.Index[str, tuple[str, str, bool]],
-    **_: Any,
+async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.Index[str, ProjectView],
+                    key_index: KeyIndex) -> Outcome | None:
+    async def operate(body: Any) -> Outcome:
+        spec = body.get("spec") or {}
+        project_name = (spec.get("projectRef") or {}).get("name")
+        ref = KeyRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
+        return await reconcile_key(deps, ref, body, project=project_view(project_index, project_name),
+                                   holders=_holders(key_index, project_name))
+
+    outcome = await one_pass(deps, "OpenAIKey", namespace, name, lambda: deps.objects.get_key(namespace, name),
+                             operate)
+    if outcome is not None:
+        deps.metrics.track_key_conditions(
+            namespace, name, {c["type"]: c["status"] for c in outcome.status.get("conditions") or []}
+        )
+        next_rotation = parse_time(outcome.status.get("nextRotationAt"))
+        deps.metrics.set_next_rotation(namespace, name, next_rotation.timestamp() if next_rotation else None)
+    return outcome
+
+
+async def daemon(
+    namespace: str, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+    project_index: kopf.Index[str, ProjectView], key_index: KeyIndex, **_: Any,
 ) -> None:
-    """On create, resume and spec change: one pass."""
-    await _reconcile_once(memo["deps"], namespace, name, project_index, key_index)
-
-
-async def resync(
-    namespace: str,
-    name: str,
-    memo: kopf.Memo,
-    project_index: kopf.Index[str, ProjectView],
-    key_index: kopf.Index[str, tuple[str, str, bool]],
-    **_: Any,
-) -> None:
-    """The periodic pass. Kopf timers have a fixed interval, so when something falls due before the
-    next tick (a rotation, the end of a grace period or of a backoff) the timer waits for it and
-    passes again, instead of being up to one interval late."""
+    """The key's loop: a pass, then wait for the plan's next time, a nudge or the resync interval."""
     deps: Deps = memo["deps"]
-    interval = deps.config.key_resync_interval.total_seconds()
-    until = time.monotonic() + interval
-    while True:
-        wake_at = await _reconcile_once(deps, namespace, name, project_index, key_index)
-        if wake_at is None:
-            return
-        delay = (wake_at - deps.clock()).total_seconds()
-        if time.monotonic() + delay >= until:
-            return
-        await asyncio.sleep(max(delay, 0.2))
-
-
-async def _reconcile_once(
-    deps: Deps,
-    namespace: str,
-    name: str,
-    project_index: kopf.Index[str, ProjectView],
-    key_index: kopf.Index[str, tuple[str, str, bool]],
-) -> datetime | None:
-    started = time.monotonic()
-    async with deps.lock("key", namespace, name):
+    wakeups: Wakeups = memo["wakeups"]
+    resync = deps.config.key_resync_interval
+    errors = 0
+    while not stopped:
+        wait = resync
         try:
-            body = await deps.objects.get_key(namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return None
-            spec = body.get("spec") or {}
-            project_name = (spec.get("projectRef") or {}).get("name")
-            ref = KeyRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
-            outcome = await reconcile_key(
-                deps, ref, spec_raw=spec, status_raw=body.get("status"),
-                annotations=body["metadata"].get("annotations") or {},
-                project=project_view(project_index, project_name),
-                other_keys_holding_credentials=_holding_others(key_index, project_name, namespace, name),
-            )
-            await deps.objects.patch_key_status(namespace, name, outcome.status)
+            outcome = await _key_pass(deps, namespace, name, project_index, key_index)
+            errors = 0
+            if outcome is not None and outcome.requeue_after is not None:
+                wait = min(outcome.requeue_after, resync)
         except OperatorError as error:
-            deps.metrics.observe_reconcile("OpenAIKey", time.monotonic() - started, ok=False)
-            raise_for(error)
-            return None
-    post(body, outcome.notes)
-    deps.metrics.observe_reconcile("OpenAIKey", time.monotonic() - started, ok=outcome.error is None)
-    deps.metrics.track_key_conditions(
-        namespace, name, {c["type"]: c["status"] for c in outcome.status.get("conditions") or []}
-    )
-    next_rotation = parse_time(outcome.status.get("nextRotationAt"))
-    deps.metrics.set_next_rotation(namespace, name, next_rotation.timestamp() if next_rotation else None)
-    raise_for(outcome.error, failed_attempts=int(outcome.status.get("failedAttempts") or 1))
-    return outcome.wake_at
+            # The pass could not even read or save (apiserver, namespace, listing): back off.
+            errors += 1
+            wait = min(retry_after(error, retry_delay(errors, f"{namespace}/{name}")), resync)
+            log.warning("key pass failed", key=f"{namespace}/{name}", error=error.message)
+        await wakeups.wait(namespace, name, max(wait.total_seconds(), 0.05), stopped)
+
+
+async def nudge(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A change the key's loop must see now (spec, rotate or revoke annotation)."""
+    memo["wakeups"].nudge(namespace, name)
 
 
 async def finalize(
@@ -127,32 +112,29 @@ async def finalize(
     **_: Any,
 ) -> None:
     deps: Deps = memo["deps"]
-    async with deps.lock("key", namespace, name):
-        ref = KeyRef(namespace, name, body.metadata.uid or "", body.metadata.get("generation"))
-        project_name = (body.spec.get("projectRef") or {}).get("name")
-        try:
-            outcome = await finalize_key(
-                deps, ref, spec_raw=dict(body.spec), status_raw=dict(body.status),
-                project=project_view(project_index, project_name),
-            )
-        except OperatorError as error:
-            raise_for(error)
-            return
-    post(body, outcome.notes)
+
+    async def operate(current: Any) -> Outcome:
+        ref = KeyRef(namespace, name, current["metadata"].get("uid") or "", current["metadata"].get("generation"))
+        project_name = (current.get("spec") or {}).get("projectRef", {}).get("name")
+        return await finalize_key(deps, ref, current, project=project_view(project_index, project_name))
+
+    async def read() -> Any:
+        return await deps.objects.get_key(namespace, name) or dict(body)
+
+    try:
+        await one_pass(deps, "OpenAIKey", namespace, name, read, operate, deleting=True)
+    except OperatorError as error:
+        raise_for(error, delay=timedelta(seconds=5))
     deps.metrics.forget_key(namespace, name)
+    memo["wakeups"].forget(namespace, name)
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     resource = (GROUP, VERSION, KEY_PLURAL)
-    interval = config.key_resync_interval.total_seconds()
-    kopf.index(*resource, registry=registry)(_kopf_fn(key_index))
-    kopf.on.resume(*resource, registry=registry)(_kopf_fn(reconcile))
-    kopf.on.create(*resource, registry=registry)(_kopf_fn(reconcile))
-    kopf.on.update(*resource, registry=registry, field="spec")(_kopf_fn(reconcile))
+    kopf.index(*resource, registry=registry)(kopf_fn(key_index))
+    kopf.daemon(*resource, registry=registry, id="lifecycle", cancellation_timeout=60.0)(kopf_fn(daemon))
+    kopf.on.update(*resource, registry=registry, field="spec")(kopf_fn(nudge))
     for annotation in (ROTATE_ANNOTATION, REVOKE_ANNOTATION):
         kopf.on.update(*resource, registry=registry, id=annotation.rsplit("/", 1)[1],
-                       field=("metadata", "annotations", annotation))(_kopf_fn(reconcile))
-    kopf.timer(*resource, registry=registry, id="resync", interval=interval, initial_delay=interval)(
-        _kopf_fn(resync)
-    )
-    kopf.on.delete(*resource, registry=registry)(_kopf_fn(finalize))
+                       field=("metadata", "annotations", annotation))(kopf_fn(nudge))
+    kopf.on.delete(*resource, registry=registry)(kopf_fn(finalize))

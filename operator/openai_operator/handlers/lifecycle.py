@@ -17,6 +17,7 @@ import kopf
 
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import build_deps
+from openai_operator.handlers._wakeups import Wakeups
 from openai_operator.metrics import OperatorMetrics, start_metrics_server
 from openai_operator.model.resources import GROUP
 
@@ -51,6 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     settings.execution.max_workers = 8
     metrics = OperatorMetrics()
     deps = memo["deps"] = await build_deps(config, metrics)
+    memo["wakeups"] = Wakeups()
     peering = settings.peering
     if not peering.standalone and peering.clusterwide and not await deps.objects.cluster_peering_exists(peering.name):
         logger.warning(

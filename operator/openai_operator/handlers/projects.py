@@ -1,12 +1,14 @@
-"""OpenAIProject handlers: create/adopt, keep name and rate limits, archive or retain on delete.
+"""OpenAIProject handlers: create/adopt, keep name and rate limits, archive or retain on delete, and
+the per-project inventory of service accounts.
 
-An index (``project_index``) keeps a small view of every project (id, readiness, key policy) that
-the OpenAIKey handlers consult without reading the project from the apiserver each time.
+Two indexes serve the key handlers and the duplicate check: ``project_index`` (a small view of
+each project: id, readiness, key policy) and ``project_id_index`` (which OpenAIProjects claim an
+OpenAI project id, oldest first), so a second OpenAIProject adopting the same project is refused.
 """
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -14,15 +16,20 @@ import kopf
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps
 from openai_operator.errors import OperatorError, SpecError
-from openai_operator.handlers._common import kopf_fn as _kopf_fn
-from openai_operator.handlers._common import post
+from openai_operator.handlers._common import kopf_fn, one_pass, post
 from openai_operator.handlers._errors import raise_for
+from openai_operator.handlers._wakeups import Wakeups
 from openai_operator.model.conditions import ConditionType
 from openai_operator.model.resources import GROUP, PROJECT_PLURAL, VERSION
 from openai_operator.model.specs import KeyPolicy, parse_project_spec
-from openai_operator.operations.inventory import take_inventory
+from openai_operator.model.status import ProjectStatus
+from openai_operator.operations.inventory import KeyEntry, take_inventory
+from openai_operator.operations.outcome import Outcome
 from openai_operator.operations.projects import ProjectRef, finalize_project, reconcile_project
+from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.policy import ProjectView
+
+__all__ = ["project_id_index", "project_index", "register"]
 
 
 def project_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> dict[str, ProjectView]:
@@ -42,73 +49,106 @@ def project_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Me
     return {name: view}
 
 
-def _keys_of(key_index: kopf.Index[str, Any], name: str) -> int:
+def project_id_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                     **_: Any) -> dict[str, tuple[str, str]]:
+    """OpenAI project id → (creation time, name) of each OpenAIProject that claims it."""
+    project_id = spec.get("projectId") or status.get("projectId")
+    if not project_id:
+        return {}
+    return {str(project_id): (str(meta.get("creationTimestamp") or ""), name)}
+
+
+def _claimed_first_by(index: kopf.Index[str, tuple[str, str]], project_id: str | None) -> str | None:
+    if not project_id:
+        return None
+    found = index.get(project_id)
+    claims = sorted(found) if found is not None else []
+    return claims[0][1] if claims else None
+
+
+def _keys_of(key_index: kopf.Index[str, KeyEntry], name: str) -> list[KeyEntry]:
     found = key_index.get(name)
-    return len(list(found)) if found is not None else 0
+    return list(found) if found is not None else []
 
 
-async def reconcile(name: str, memo: kopf.Memo, key_index: kopf.Index[str, Any], **_: Any) -> None:
+async def reconcile(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEntry],
+                    project_id_index: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
     deps: Deps = memo["deps"]
-    started = time.monotonic()
-    async with deps.lock("project", None, name):
-        try:
-            body = await deps.objects.get_project(name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
-            ref = ProjectRef(name, body["metadata"]["uid"], body["metadata"].get("generation"))
-            outcome = await reconcile_project(
-                deps, ref, spec_raw=body.get("spec") or {}, status_raw=body.get("status"),
-                keys=_keys_of(key_index, name),
-            )
-            await deps.objects.patch_project_status(name, outcome.status)
-        except OperatorError as error:
-            deps.metrics.observe_reconcile("OpenAIProject", time.monotonic() - started, ok=False)
-            raise_for(error)
-            return
-    post(body, outcome.notes)
-    deps.metrics.observe_reconcile("OpenAIProject", time.monotonic() - started, ok=outcome.error is None)
-    raise_for(outcome.error)
+
+    async def operate(body: Any) -> Outcome:
+        ref = ProjectRef(name, body["metadata"]["uid"], body["metadata"].get("generation"))
+        spec = body.get("spec") or {}
+        claimed = spec.get("projectId") or (body.get("status") or {}).get("projectId")
+        first = _claimed_first_by(project_id_index, claimed)
+        outcome = await reconcile_project(
+            deps, ref, spec_raw=spec, status_raw=body.get("status"), keys=len(_keys_of(key_index, name)),
+            duplicate_of=first if first is not None and first != name else None,
+        )
+        await deps.objects.patch_project_status(name, outcome.status)
+        return outcome
+
+    try:
+        outcome = await one_pass(deps, "OpenAIProject", None, name, lambda: deps.objects.get_project(name), operate)
+    except OperatorError as error:
+        raise_for(error, delay=timedelta(seconds=5))
+        return
+    if outcome is not None:
+        failed = ProjectStatus.from_dict(outcome.status).failed_attempts
+        raise_for(outcome.error, delay=retry_delay(failed, name))
 
 
-async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, Any], **_: Any) -> None:
-    """One paged list of the project's service accounts: orphans revoked, a snapshot kept for keys."""
+async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEntry], **_: Any) -> None:
+    """One paged list of the project's service accounts: orphans revoked, deleted credentials reported."""
     deps: Deps = memo["deps"]
+    wakeups: Wakeups = memo["wakeups"]
     body = await deps.objects.get_project(name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     project_id = (body.get("status") or {}).get("projectId")
     if not project_id:
         return
-    found = key_index.get(name)
-    keys = [(namespace, key) for namespace, key, _holds in found] if found is not None else []
     try:
-        outcome = await take_inventory(deps, project_id, keys, judge_orphans=deps.config.clusterwide)
+        result = await take_inventory(deps, project_id, _keys_of(key_index, name),
+                                      judge_orphans=deps.config.clusterwide)
+        for entry, account_id in result.missing:
+            async with deps.lock("OpenAIKey", entry.namespace, entry.name):
+                key = await deps.objects.get_key(entry.namespace, entry.name)
+                if key is None or (key.get("status") or {}).get("serviceAccountId") != account_id:
+                    continue
+                await deps.objects.patch_key_status(entry.namespace, entry.name, {"upstreamMissing": account_id})
+            wakeups.nudge(entry.namespace, entry.name)
     except OperatorError as error:
-        raise_for(error)
+        raise_for(error, delay=deps.config.inventory_interval / 4)
         return
-    post(body, outcome.notes)
+    post(body, result.outcome.notes)
 
 
 async def finalize(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deps: Deps = memo["deps"]
-    async with deps.lock("project", None, name):
-        ref = ProjectRef(name, body.metadata.uid or "", body.metadata.get("generation"))
-        try:
-            outcome = await finalize_project(deps, ref, spec_raw=dict(body.spec), status_raw=dict(body.status))
-        except OperatorError as error:
-            raise_for(error)
-            return
-    post(body, outcome.notes)
+
+    async def operate(current: Any) -> Outcome:
+        ref = ProjectRef(name, current["metadata"].get("uid") or "", current["metadata"].get("generation"))
+        return await finalize_project(deps, ref, spec_raw=dict(current.get("spec") or {}),
+                                      status_raw=dict(current.get("status") or {}))
+
+    async def read() -> Any:
+        return dict(body)
+
+    try:
+        await one_pass(deps, "OpenAIProject", None, name, read, operate, deleting=True)
+    except OperatorError as error:
+        raise_for(error, delay=timedelta(seconds=5))
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     resource = (GROUP, VERSION, PROJECT_PLURAL)
-    kopf.index(*resource, registry=registry)(_kopf_fn(project_index))
-    kopf.on.resume(*resource, registry=registry)(_kopf_fn(reconcile))
-    kopf.on.create(*resource, registry=registry)(_kopf_fn(reconcile))
-    kopf.on.update(*resource, registry=registry, field="spec")(_kopf_fn(reconcile))
+    kopf.index(*resource, registry=registry)(kopf_fn(project_index))
+    kopf.index(*resource, registry=registry)(kopf_fn(project_id_index))
+    kopf.on.resume(*resource, registry=registry)(kopf_fn(reconcile))
+    kopf.on.create(*resource, registry=registry)(kopf_fn(reconcile))
+    kopf.on.update(*resource, registry=registry, field="spec")(kopf_fn(reconcile))
     kopf.timer(*resource, registry=registry, id="resync", interval=config.project_resync_interval.total_seconds(),
-               initial_delay=config.project_resync_interval.total_seconds())(_kopf_fn(reconcile))
+               initial_delay=config.project_resync_interval.total_seconds())(kopf_fn(reconcile))
     kopf.timer(*resource, registry=registry, id="inventory", interval=config.inventory_interval.total_seconds(),
-               initial_delay=config.inventory_interval.total_seconds())(_kopf_fn(inventory))
-    kopf.on.delete(*resource, registry=registry)(_kopf_fn(finalize))
+               initial_delay=config.inventory_interval.total_seconds())(kopf_fn(inventory))
+    kopf.on.delete(*resource, registry=registry)(kopf_fn(finalize))

@@ -44,6 +44,9 @@ class ConditionType(StrEnum):
     """OpenAIKey: a new credential is being issued; the reason says why."""
     BUDGET_EXCEEDED = "BudgetExceeded"
     """Both kinds: spend this period reached ``spec.budget.monthlyUSD``."""
+    DEGRADED = "Degraded"
+    """OpenAIKey: a follow-up (restart of a target, revocation of a superseded credential) failed after
+    the credential was delivered and recorded; it is retried on its own and the key stays usable."""
     RATE_LIMITS_SYNCED = "RateLimitsSynced"
     """OpenAIProject: ``spec.rateLimits`` match OpenAI's project rate limits."""
 

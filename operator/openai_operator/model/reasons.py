@@ -45,7 +45,16 @@ class Reason(StrEnum):
     VERIFICATION_FAILED = "VerificationFailed"
     """The new key did not work against ``GET /v1/models``; it was not promoted."""
     REVOKED = "Revoked"
-    """The credential was revoked on purpose (budget ``Revoke``) and is not re-issued yet."""
+    """A credential was revoked on purpose: the key was deleted, its policy refused it, or an
+    interrupted run's account was cleaned up (Events); the message names the service account."""
+    RETAINED = "Retained"
+    """``deletionPolicy: Retain``: the key's credentials and destinations were kept (renamed ``retained.*``)."""
+
+    # --- OpenAIKey Degraded ---------------------------------------------------------------------
+    REVOCATION_FAILED = "RevocationFailed"
+    """A superseded credential could not be revoked yet; it is retried (the key itself is fine)."""
+    FOLLOW_UPS_DONE = "FollowUpsDone"
+    """Degraded=False: the restarts and revocations that had failed are done."""
 
     # --- OpenAIProject Ready --------------------------------------------------------------------
     CREATED = "Created"
@@ -54,6 +63,8 @@ class Reason(StrEnum):
     """The project named by ``spec.projectId`` exists and is now managed."""
     ARCHIVED = "Archived"
     """The OpenAI project is archived (by deletion with ``Archive`` or outside the operator)."""
+    DUPLICATE_PROJECT_ID = "DuplicateProjectId"
+    """Another OpenAIProject already manages this OpenAI project id; this one changes nothing."""
 
     # --- OpenAIProject RateLimitsSynced ---------------------------------------------------------
     RATE_LIMITS_APPLIED = "RateLimitsApplied"

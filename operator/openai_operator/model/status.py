@@ -23,18 +23,18 @@ from openai_operator.model.conditions import (
     get_condition,
     set_condition,
 )
+from openai_operator.model.destinations import KINDS
 from openai_operator.model.timestamps import format_time, parse_time
 
 __all__ = [
-    "Destinations",
+    "Delivery",
     "KeySpend",
     "KeyStatus",
+    "PendingCredential",
     "PreviousCredential",
     "ProjectSpend",
     "ProjectStatus",
-    "SecretDestinationStatus",
     "SpendLimitStatus",
-    "VaultDestinationStatus",
     "check_redacted",
 ]
 
@@ -107,75 +107,118 @@ class _Conditioned:
 
 @dataclass(frozen=True, slots=True)
 class PreviousCredential:
-    """A superseded credential, kept valid until ``revoke_at`` so consumers can switch over."""
+    """A superseded credential, kept valid until ``revoke_at`` so consumers can switch over.
+
+    ``revoke_at`` is ``None`` while the credential is *held*: it may still sit in a destination and
+    its successor has not reached every destination yet, so no clock runs for it until then.
+    """
 
     key_id: str | None
     service_account_id: str
-    revoke_at: datetime
+    revoke_at: datetime | None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PreviousCredential:
         """Read one ``status.previous[]`` entry."""
-        revoke_at = parse_time(raw.get("revokeAt"))
-        if revoke_at is None:
-            raise ValueError("previous[].revokeAt is required")
-        return cls(_str(raw, "keyId"), str(raw["serviceAccountId"]), revoke_at)
+        return cls(_str(raw, "keyId"), str(raw["serviceAccountId"]), parse_time(raw.get("revokeAt")))
 
     def to_dict(self) -> dict[str, Any]:
         """Render for a status patch."""
-        return {
-            "keyId": self.key_id,
-            "serviceAccountId": self.service_account_id,
-            "revokeAt": format_time(self.revoke_at),
-        }
+        rendered: dict[str, Any] = {"keyId": self.key_id, "serviceAccountId": self.service_account_id}
+        if self.revoke_at is not None:
+            rendered["revokeAt"] = format_time(self.revoke_at)
+        return rendered
 
 
 @dataclass(frozen=True, slots=True)
-class SecretDestinationStatus:
-    """What was delivered to the Secret: its name and a fingerprint (HMAC) of the data, for drift."""
+class Delivery:
+    """What one destination was given: its location, the HMAC fingerprint of the key, a version.
 
-    name: str
+    Rendered under ``status.destinations.<kind>`` with the location under the kind's own field name
+    (``name`` for a Secret, ``path`` for Vault; see :mod:`openai_operator.model.destinations`).
+    """
+
+    location: str
     fingerprint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VaultDestinationStatus:
-    """What was delivered to Vault: the full path and the KV v2 version written."""
-
-    path: str
     version: int | None = None
-    fingerprint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Destinations:
-    """Per-destination delivery records (``status.destinations``)."""
-
-    secret: SecretDestinationStatus | None = None
-    vault: VaultDestinationStatus | None = None
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Destinations:
-        """Read ``status.destinations``."""
-        secret, vault = _mapping(raw, "secret"), _mapping(raw, "vault")
+    def from_dict(cls, kind: str, raw: Mapping[str, Any]) -> Delivery | None:
+        field_name = KINDS[kind].location_field
+        if not raw.get(field_name):
+            return None
+        return cls(str(raw[field_name]), _str(raw, "fingerprint"), _int(raw, "version"))
+
+    def to_dict(self, kind: str) -> dict[str, Any]:
+        rendered: dict[str, Any] = {KINDS[kind].location_field: self.location, "fingerprint": self.fingerprint}
+        if self.version is not None:
+            rendered["version"] = self.version
+        return rendered
+
+
+def _deliveries_from(raw: Mapping[str, Any]) -> dict[str, Delivery]:
+    found = {kind: Delivery.from_dict(kind, _mapping(raw, kind)) for kind in KINDS}
+    return {kind: delivery for kind, delivery in found.items() if delivery is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCredential:
+    """The credential being issued (``status.pending``), written before the service account is created.
+
+    It is the write-ahead record of an issue: with only ``service_account_name`` set, a crash may have
+    left an account of that name (found by one listing); with ``service_account_id`` and
+    ``fingerprint`` set the account exists and any destination holding that fingerprint holds it, so
+    it is never deleted while a destination might still hand it out.
+    """
+
+    revision: int
+    service_account_name: str
+    started_at: datetime
+    reason: str
+    revoke_immediately: bool = False
+    service_account_id: str | None = None
+    key_id: str | None = None
+    redacted_key: str | None = None
+    fingerprint: str | None = None
+    expires_at: datetime | None = None
+    minted_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.redacted_key is not None:
+            check_redacted(self.redacted_key)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PendingCredential | None:
+        started = parse_time(raw.get("startedAt"))
+        if not raw.get("serviceAccountName") or started is None:
+            return None
         return cls(
-            secret=SecretDestinationStatus(str(secret["name"]), _str(secret, "fingerprint"))
-            if secret.get("name")
-            else None,
-            vault=VaultDestinationStatus(str(vault["path"]), _int(vault, "version"), _str(vault, "fingerprint"))
-            if vault.get("path")
-            else None,
+            revision=_int(raw, "revision", 1) or 1,
+            service_account_name=str(raw["serviceAccountName"]),
+            started_at=started,
+            reason=_str(raw, "reason") or "Issuing",
+            revoke_immediately=bool(raw.get("revokeImmediately")),
+            service_account_id=_str(raw, "serviceAccountId"),
+            key_id=_str(raw, "keyId"),
+            redacted_key=_str(raw, "redactedKey"),
+            fingerprint=_str(raw, "fingerprint"),
+            expires_at=parse_time(raw.get("expiresAt")),
+            minted_at=parse_time(raw.get("mintedAt")),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Render for a status patch; an absent destination is ``None`` (cleared)."""
         return {
-            "secret": {"name": self.secret.name, "fingerprint": self.secret.fingerprint} if self.secret else None,
-            "vault": (
-                {"path": self.vault.path, "version": self.vault.version, "fingerprint": self.vault.fingerprint}
-                if self.vault
-                else None
-            ),
+            "revision": self.revision,
+            "serviceAccountName": self.service_account_name,
+            "startedAt": format_time(self.started_at),
+            "reason": self.reason,
+            "revokeImmediately": self.revoke_immediately,
+            "serviceAccountId": self.service_account_id,
+            "keyId": self.key_id,
+            "redactedKey": self.redacted_key,
+            "fingerprint": self.fingerprint,
+            "expiresAt": _time(self.expires_at),
+            "mintedAt": _time(self.minted_at),
         }
 
 
@@ -222,7 +265,15 @@ class KeyStatus(_Conditioned):
     last_rotated_at: datetime | None = None
     next_rotation_at: datetime | None = None
     previous: tuple[PreviousCredential, ...] = ()
-    destinations: Destinations = field(default_factory=Destinations)
+    pending: PendingCredential | None = None
+    destinations: Mapping[str, Delivery] = field(default_factory=dict)
+    """By destination kind: what each destination was given for the current credential."""
+    restarted_revision: int = 0
+    """The credential revision the restart targets were last rolled for."""
+    upstream_missing: str | None = None
+    """A service-account id the inventory found deleted in OpenAI (set by the inventory)."""
+    refused_since: datetime | None = None
+    """When the key's policy started refusing it while it held a credential (its grace runs from here)."""
     spend: KeySpend | None = None
     alerts_fired: tuple[int, ...] = ()
     failed_attempts: int = 0
@@ -253,7 +304,11 @@ class KeyStatus(_Conditioned):
             last_rotated_at=parse_time(raw.get("lastRotatedAt")),
             next_rotation_at=parse_time(raw.get("nextRotationAt")),
             previous=tuple(PreviousCredential.from_dict(p) for p in raw.get("previous") or ()),
-            destinations=Destinations.from_dict(_mapping(raw, "destinations")),
+            pending=PendingCredential.from_dict(_mapping(raw, "pending")),
+            destinations=_deliveries_from(_mapping(raw, "destinations")),
+            restarted_revision=_int(raw, "restartedRevision", 0) or 0,
+            upstream_missing=_str(raw, "upstreamMissing"),
+            refused_since=parse_time(raw.get("refusedSince")),
             spend=KeySpend.from_dict(spend) if spend else None,
             alerts_fired=tuple(int(t) for t in raw.get("alertsFired") or ()),
             failed_attempts=_int(raw, "failedAttempts", 0) or 0,
@@ -278,7 +333,13 @@ class KeyStatus(_Conditioned):
             "lastRotatedAt": _time(self.last_rotated_at),
             "nextRotationAt": _time(self.next_rotation_at),
             "previous": [p.to_dict() for p in self.previous],
-            "destinations": self.destinations.to_dict(),
+            "pending": self.pending.to_dict() if self.pending is not None else None,
+            "destinations": {
+                kind: self.destinations[kind].to_dict(kind) if kind in self.destinations else None for kind in KINDS
+            },
+            "restartedRevision": self.restarted_revision,
+            "upstreamMissing": self.upstream_missing,
+            "refusedSince": _time(self.refused_since),
             "spend": self.spend.to_dict() if self.spend else None,
             "alertsFired": list(self.alerts_fired),
             "failedAttempts": self.failed_attempts,
@@ -352,6 +413,8 @@ class ProjectStatus(_Conditioned):
     spend_limit: SpendLimitStatus | None = None
     keys: int = 0
     alerts_fired: tuple[int, ...] = ()
+    failed_attempts: int = 0
+    last_failure_time: datetime | None = None
     conditions: tuple[Condition, ...] = ()
     observed_generation: int | None = None
 
@@ -366,6 +429,8 @@ class ProjectStatus(_Conditioned):
             spend_limit=SpendLimitStatus.from_dict(limit) if limit else None,
             keys=_int(raw, "keys", 0) or 0,
             alerts_fired=tuple(int(t) for t in raw.get("alertsFired") or ()),
+            failed_attempts=_int(raw, "failedAttempts", 0) or 0,
+            last_failure_time=parse_time(raw.get("lastFailureTime")),
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
         )
@@ -374,6 +439,8 @@ class ProjectStatus(_Conditioned):
         """Render every field for ``patch.status`` (``None`` clears a field in a merge patch)."""
         return {
             "projectId": self.project_id,
+            "failedAttempts": self.failed_attempts,
+            "lastFailureTime": _time(self.last_failure_time),
             "spend": self.spend.to_dict() if self.spend else None,
             "spendLimit": self.spend_limit.to_dict() if self.spend_limit else None,
             "keys": self.keys,

@@ -263,6 +263,17 @@ class AdminClient:
         )
         return await self._fetch(call, CreatedServiceAccount.from_api)
 
+    async def rename_service_account(self, project_id: str, service_account_id: str, name: str) -> ServiceAccount:
+        """Give a service account a new name (``POST …/service_accounts/{id}``, 2026-07+); its keys stay valid."""
+        call = _Call(
+            "rename_service_account",
+            "POST",
+            "/organization/projects/{project_id}/service_accounts/{service_account_id}",
+            {"project_id": project_id, "service_account_id": service_account_id},
+            body={"name": name},
+        )
+        return await self._fetch(call, ServiceAccount.from_api)
+
     async def delete_service_account(self, project_id: str, service_account_id: str) -> bool:
         """Delete a service account, which revokes its keys. ``False`` if it was already gone."""
         call = _Call(

@@ -1,62 +1,87 @@
 """The per-project inventory: one paged list of service accounts per interval, not one per key.
 
-It serves two purposes (DESIGN.md section 2, drift):
+It finds two kinds of drift (DESIGN.md section 2):
 
-- operator-named service accounts whose OpenAIKey no longer exists are orphans (left by a key
-  deleted while the operator was down, or by a crash): they are revoked (reason ``OrphanRevoked``);
-- the snapshot of ids is kept in memory, and each key compares its current credential with it: a
-  credential missing from a snapshot taken after it was issued was deleted outside the operator, so
-  the key rotates (reason ``UpstreamKeyMissing``).
+- operator-named service accounts — named by *this* installation — whose OpenAIKey no longer exists
+  are orphans (left by a key deleted while the operator was down, or by a crash): they are revoked
+  (reason ``OrphanRevoked``). Names of other installations and retained credentials never match;
+- a key's current credential missing from the listing, confirmed by reading the account (a 404),
+  was deleted outside the operator: the inventory records the id in that key's
+  ``status.upstreamMissing`` and the key's own pass rotates (reason ``UpstreamKeyMissing``).
 
-Orphans are only judged when the operator watches every namespace; a namespaced operator does not
-see every key and could mistake another namespace's credential for an orphan.
+Only credentials minted before the listing began are judged, and each suspicion is confirmed with
+one read, so a credential minted while the listing ran is never taken for a deleted one.
+Orphans are only judged when the operator watches every namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from openai_operator.deps import Deps
+from openai_operator.errors import NotFoundError
 from openai_operator.model.naming import parse_service_account_name
 from openai_operator.model.reasons import Reason
 from openai_operator.operations.outcome import Outcome
 
+__all__ = ["InventoryResult", "KeyEntry", "take_inventory"]
+
 
 @dataclass(frozen=True)
-class InventorySnapshot:
-    taken_at: datetime
-    service_account_ids: frozenset[str]
+class KeyEntry:
+    """What the key index knows of one OpenAIKey of the project."""
+
+    namespace: str
+    name: str
+    service_account_ids: frozenset[str] = frozenset()
+    """Every account its status records (current, pending, previous)."""
+    current: str | None = None
+    created_at: datetime | None = None
+    issuing: bool = False
 
 
-def orphans(accounts: Iterable[tuple[str, str]], keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Operator-named ``(id, name)`` accounts that belong to none of ``keys`` (``(namespace, name)``)."""
-    keys = list(keys)
+@dataclass
+class InventoryResult:
+    outcome: Outcome
+    missing: list[tuple[KeyEntry, str]]
+    """Keys whose current credential was deleted in OpenAI, with that account's id."""
+
+
+def _orphans(deps: Deps, accounts: Sequence[tuple[str, str]], keys: Sequence[KeyEntry]) -> list[tuple[str, str]]:
+    recorded = set().union(*(k.service_account_ids for k in keys)) if keys else set()
     found = []
     for account_id, name in accounts:
         parsed = parse_service_account_name(name)
-        if parsed is None:
+        if parsed is None or parsed.instance != deps.instance_id or account_id in recorded:
             continue
-        if not any(parsed.belongs_to(namespace, key) for namespace, key in keys):
+        if not any(parsed.belongs_to(deps.instance_id, k.namespace, k.name) for k in keys):
             found.append((account_id, name))
     return found
 
 
 async def take_inventory(
-    deps: Deps, project_id: str, keys: Iterable[tuple[str, str]], *, judge_orphans: bool
-) -> Outcome:
-    """List the project's service accounts once, revoke orphans, and keep the snapshot for the keys."""
+    deps: Deps, project_id: str, keys: Sequence[KeyEntry], *, judge_orphans: bool
+) -> InventoryResult:
+    """List the project's service accounts once, revoke orphans, and report deleted credentials."""
     outcome = Outcome()
     taken_at = deps.clock()
     accounts = await deps.admin.list_service_accounts(project_id)
     ids = {a.id for a in accounts}
     if judge_orphans:
-        for account_id, name in orphans(((a.id, a.name) for a in accounts), keys):
+        for account_id, name in _orphans(deps, [(a.id, a.name) for a in accounts], keys):
             await deps.admin.delete_service_account(project_id, account_id)
-            ids.discard(account_id)
             deps.metrics.record_orphan_revoked()
             outcome.note("Normal", Reason.ORPHAN_REVOKED,
                          f"Revoked service account {name} ({account_id}): no OpenAIKey holds it")
-    deps.inventory[project_id] = InventorySnapshot(taken_at, frozenset(ids))
-    return outcome
+    missing = []
+    for key in keys:
+        current = key.current
+        if current is None or current in ids or key.created_at is None or key.created_at >= taken_at:
+            continue
+        try:
+            await deps.admin.get_service_account(project_id, current)
+        except NotFoundError:
+            missing.append((key, current))
+    return InventoryResult(outcome, missing)

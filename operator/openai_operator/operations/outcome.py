@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, Literal
 
 from openai_operator.errors import OperatorError
@@ -25,8 +25,8 @@ class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
     error: OperatorError | None = None
-    wake_at: datetime | None = None
-    """The next time something becomes due for the object (rotation, revocation, end of backoff)."""
+    requeue_after: timedelta | None = None
+    """When to look at the object again (the plan's, or the failure backoff's); ``None``: at the resync."""
 
     def note(self, type: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.notes.append(Note(type, reason, message))

@@ -43,14 +43,26 @@ def _condition(
 
 
 async def reconcile_project(
-    deps: Deps, ref: ProjectRef, *, spec_raw: Mapping[str, Any], status_raw: Mapping[str, Any] | None, keys: int
+    deps: Deps, ref: ProjectRef, *, spec_raw: Mapping[str, Any], status_raw: Mapping[str, Any] | None, keys: int,
+    duplicate_of: str | None = None,
 ) -> Outcome:
+    """One pass over an OpenAIProject. ``duplicate_of`` names an older OpenAIProject that already
+    manages the same OpenAI project id: this one is refused and changes nothing upstream."""
     now = deps.clock()
     status = replace(ProjectStatus.from_dict(status_raw), keys=keys)
     outcome = Outcome()
+    if duplicate_of is not None:
+        message = (f"OpenAIProject {duplicate_of!r} already manages this OpenAI project; two objects managing "
+                   "one project would sweep each other's keys")
+        if not _has_reason(status, ConditionType.READY, Reason.DUPLICATE_PROJECT_ID):
+            outcome.note("Warning", Reason.DUPLICATE_PROJECT_ID, message)
+        status = _condition(status, ConditionType.READY, False, Reason.DUPLICATE_PROJECT_ID, message, ref, now)
+        outcome.status = status.to_patch()
+        return outcome
     try:
         spec = parse_project_spec(spec_raw, name=ref.name)
         status = await _converge(deps, ref, spec, status, outcome, now)
+        status = replace(status, failed_attempts=0, last_failure_time=None)
     except OperatorError as error:
         reason = (
             Reason.INVALID_SPEC if isinstance(error, SpecError)
@@ -59,6 +71,7 @@ async def reconcile_project(
             else Reason.ADMIN_API_REJECTED
         )
         status = _condition(status, ConditionType.READY, False, reason, error.message, ref, now)
+        status = replace(status, failed_attempts=status.failed_attempts + 1, last_failure_time=now)
         outcome.note("Warning", reason, error.message)
         outcome.error = error
     outcome.status = status.to_patch()
@@ -147,6 +160,9 @@ async def finalize_project(deps: Deps, ref: ProjectRef, *, spec_raw: Mapping[str
         policy = ProjectDeletionPolicy.RETAIN
     if status.project_id is None:
         return outcome
+    if status.condition(ConditionType.READY) is not None and \
+            status.condition(ConditionType.READY).reason == Reason.DUPLICATE_PROJECT_ID:  # type: ignore[union-attr]
+        return outcome  # it never managed the project
     if policy == ProjectDeletionPolicy.RETAIN:
         outcome.note("Normal", Reason.ARCHIVED, f"deletionPolicy is Retain: OpenAI project {status.project_id} kept")
         return outcome

@@ -5,7 +5,7 @@ compare before write, optimistic concurrency) and the two modules for how each o
 """
 
 from openai_operator.stores.base import KeyMaterial, Observed, Owner, SecretStore, WriteResult
-from openai_operator.stores.factory import stores_for
+from openai_operator.stores.factory import StoreContext, store_at, stores_for
 from openai_operator.stores.kubernetes import KubernetesSecretStore
 from openai_operator.stores.vault import VaultStore, build_vault_client
 
@@ -15,8 +15,10 @@ __all__ = [
     "Observed",
     "Owner",
     "SecretStore",
+    "StoreContext",
     "VaultStore",
     "WriteResult",
     "build_vault_client",
+    "store_at",
     "stores_for",
 ]
