@@ -367,6 +367,26 @@ INVALID: list[Any] = [
         id="a maximum rotation interval that overflows a duration is rejected",
     ),
     pytest.param(
+        project({"keyPolicy": {"minRotationInterval": "87601h"}}),
+        ["spec.keyPolicy.minRotationInterval", "at most 87600h"],
+        id="a minimum rotation interval of more than ten years is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"minRotationInterval": "48h", "maxRotationInterval": "24h"}}),
+        ["spec.keyPolicy.minRotationInterval", "must not be longer than"],
+        id="a minimum rotation interval above the maximum is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"maxGracePeriod": "1 hour"}}),
+        ["spec.keyPolicy.maxGracePeriod"],
+        id="a maximum grace period that is not a duration is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"maxGracePeriod": "99999999999999h"}}),
+        ["spec.keyPolicy.maxGracePeriod"],
+        id="a maximum grace period that overflows a duration is rejected",
+    ),
+    pytest.param(
         project({"keyPolicy": {"allowedNamespaces": {"names": ["Team_A"]}}}),
         ["spec.keyPolicy.allowedNamespaces.names[0]"],
         id="an allowed namespace that is not a DNS label is rejected",
@@ -432,6 +452,8 @@ VALID: list[Any] = [
                     },
                     "maxKeys": 20,
                     "maxRotationInterval": "2160h",
+                    "minRotationInterval": "1h",
+                    "maxGracePeriod": "4h",
                 },
             }
         ),

@@ -141,7 +141,7 @@ def test_duration_patterns_match_the_parser(file: str) -> None:
         assert node["pattern"] == DURATION_PATTERN, path
 
 
-DURATION_FIELDS = ("every", "gracePeriod", "maxRotationInterval")
+DURATION_FIELDS = ("every", "gracePeriod", "maxRotationInterval", "minRotationInterval", "maxGracePeriod")
 
 
 @pytest.mark.parametrize(
@@ -150,6 +150,8 @@ DURATION_FIELDS = ("every", "gracePeriod", "maxRotationInterval")
         "openaikey.spec.rotation.every",
         "openaikey.spec.rotation.gracePeriod",
         "openaiproject.spec.keyPolicy.maxRotationInterval",
+        "openaiproject.spec.keyPolicy.minRotationInterval",
+        "openaiproject.spec.keyPolicy.maxGracePeriod",
     ],
     ids=lambda p: f"{p} is capped at the parser's maximum duration",
 )

@@ -173,7 +173,17 @@ class TestProjectSpec:
         assert limit.max_tokens_per_minute is None
         assert spec.key_policy.max_keys == 3
         assert spec.key_policy.max_rotation_interval == timedelta(days=90)
+        assert spec.key_policy.min_rotation_interval is None
+        assert spec.key_policy.max_grace_period is None
         assert spec.key_policy.allows_namespace("team-a", {})
+
+    def test_rotation_floor_and_grace_cap_are_durations(self) -> None:
+        spec = parse_project_spec(
+            {"keyPolicy": {"minRotationInterval": "24h", "maxRotationInterval": "24h", "maxGracePeriod": "30m"}},
+            name="p",
+        )
+        assert spec.key_policy.min_rotation_interval == timedelta(hours=24)
+        assert spec.key_policy.max_grace_period == timedelta(minutes=30)
 
     def test_specs_are_frozen(self) -> None:
         spec = parse_project_spec({}, name="p")
@@ -246,6 +256,26 @@ class TestProjectSpec:
                 {"keyPolicy": {"maxRotationInterval": "99999999999999h"}},
                 "spec.keyPolicy.maxRotationInterval",
                 id="a maximum rotation interval that overflows is refused",
+            ),
+            pytest.param(
+                {"keyPolicy": {"minRotationInterval": "99999999999999h"}},
+                "spec.keyPolicy.minRotationInterval",
+                id="a minimum rotation interval that overflows is refused",
+            ),
+            pytest.param(
+                {"keyPolicy": {"maxGracePeriod": "99999999999999h"}},
+                "spec.keyPolicy.maxGracePeriod",
+                id="a maximum grace period that overflows is refused",
+            ),
+            pytest.param(
+                {"keyPolicy": {"maxGracePeriod": "1 hour"}},
+                "spec.keyPolicy.maxGracePeriod",
+                id="the maximum grace period is a Go duration",
+            ),
+            pytest.param(
+                {"keyPolicy": {"minRotationInterval": "48h", "maxRotationInterval": "24h"}},
+                "spec.keyPolicy.minRotationInterval",
+                id="a minimum rotation interval above the maximum is refused",
             ),
             pytest.param(
                 {"keyPolicy": {"allowedNamespaces": {"names": ["Team_A"]}}},

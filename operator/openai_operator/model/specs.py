@@ -266,6 +266,18 @@ class KeyPolicy(SpecModel):
     allowed_namespaces: AllowedNamespaces = AllowedNamespaces()
     max_keys: int | None = Field(default=None, ge=1)
     max_rotation_interval: Duration | None = None
+    """Keys must rotate at least this often (``every``, or a schedule's longest gap)."""
+    min_rotation_interval: Duration | None = None
+    """Keys may rotate at most this often (``every``, or a schedule's shortest gap)."""
+    max_grace_period: Duration | None = None
+    """Longest ``spec.rotation.gracePeriod`` a key may use."""
+
+    @model_validator(mode="after")
+    def _interval_bounds_ordered(self) -> Self:
+        low, high = self.min_rotation_interval, self.max_rotation_interval
+        if low is not None and high is not None and low > high:
+            raise _FieldError("minRotationInterval", "must not be longer than maxRotationInterval")
+        return self
 
     def allows_namespace(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Whether keys in ``namespace`` may use this project."""
