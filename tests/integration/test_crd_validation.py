@@ -202,6 +202,92 @@ INVALID: list[Any] = [
         id="an unknown key deletion policy is rejected",
     ),
     pytest.param(key(key_spec(scopes=["API.ALL"])), ["spec.scopes[0]"], id="an upper-case scope is rejected"),
+    # --- inputs that used to crash a handler (issue 8, item 7) -------------------------------------
+    pytest.param(
+        key(key_spec(rotation={"schedule": "@daily", "timeZone": "America"})),
+        ["spec.rotation.timeZone", "folder of the time-zone database"],
+        id="a time zone naming a folder of the tz database is rejected",
+    ),
+    pytest.param(
+        key(key_spec(rotation={"schedule": "@daily", "timeZone": "America/Indiana"})),
+        ["spec.rotation.timeZone", "folder of the time-zone database"],
+        id="a time zone naming a nested tz folder is rejected",
+    ),
+    pytest.param(
+        key(key_spec(rotation={"schedule": "@daily", "timeZone": "America/__pycache__"})),
+        ["spec.rotation.timeZone"],
+        id="a time zone segment that does not start with a letter is rejected",
+    ),
+    pytest.param(
+        key(key_spec(rotation=every("99999999999999h"))),
+        ["spec.rotation.every", "at most 87600h"],
+        id="an interval that overflows a duration is rejected",
+    ),
+    pytest.param(
+        key(key_spec(rotation=every("87601h"))),
+        ["spec.rotation.every", "at most 87600h"],
+        id="an interval of more than ten years is rejected",
+    ),
+    pytest.param(
+        key(key_spec(rotation={"schedule": "@daily", "gracePeriod": "87601h"})),
+        ["spec.rotation.gracePeriod", "at most 87600h"],
+        id="a grace period of more than ten years is rejected",
+    ),
+    pytest.param(
+        key(key_spec(rotation={"schedule": "@daily", "gracePeriod": "99999999999999h"})),
+        ["spec.rotation.gracePeriod", "at most 87600h"],
+        id="a grace period that overflows a duration is rejected",
+    ),
+    pytest.param(
+        key({"projectRef": {"name": "team-a"}, "vault": {"path": "openai/a", "field": "project_id"}}),
+        ["spec.vault.field", "project_id or base_url"],
+        id="a Vault field that collides with the project id field is rejected",
+    ),
+    pytest.param(
+        key({"projectRef": {"name": "team-a"}, "vault": {"path": "openai/a", "field": "base_url"}}),
+        ["spec.vault.field"],
+        id="a Vault field that collides with the base URL field is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "labels": {"team name": "a"}})),
+        ["spec.secret.labels", "valid label keys"],
+        id="a Secret label key with a space is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "labels": {"x" * 64: "a"}})),
+        ["spec.secret.labels", "valid label keys"],
+        id="a Secret label key name longer than 63 characters is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "labels": {("a" * 60 + ".") * 4 + "b" * 20 + "/team": "a"}})),
+        ["spec.secret.labels", "valid label keys"],
+        id="a Secret label key prefix longer than 253 characters is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "labels": {"team": "a b"}})),
+        ["spec.secret.labels.team"],
+        id="a Secret label value with a space is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "labels": {"app.kubernetes.io/managed-by": "helm"}})),
+        ["spec.secret.labels", "app.kubernetes.io/managed-by"],
+        id="a managed-by label other than the operator's is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "annotations": {"bad key": "x"}})),
+        ["spec.secret.annotations", "valid annotation keys"],
+        id="a Secret annotation key with a space is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "annotations": {"reloader.stakater.com/match": "false"}})),
+        ["spec.secret.annotations", "reloader.stakater.com/match"],
+        id="a Reloader annotation other than the operator's is rejected",
+    ),
+    pytest.param(
+        key(key_spec(secret={"name": "s", "annotations": {f"note-{i}": "x" * 4000 for i in range(33)}})),
+        ["spec.secret.annotations", "131072 bytes"],
+        id="Secret annotations larger than 128 KiB together are rejected",
+    ),
     pytest.param(
         key(key_spec(secretName="typo")),
         ["spec.secretName"],
@@ -275,6 +361,31 @@ INVALID: list[Any] = [
         id="a maximum rotation interval that is not a duration is rejected",
     ),
     pytest.param(
+        project({"keyPolicy": {"maxRotationInterval": "99999999999999h"}}),
+        ["spec.keyPolicy.maxRotationInterval", "at most 87600h"],
+        id="a maximum rotation interval that overflows a duration is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"minRotationInterval": "87601h"}}),
+        ["spec.keyPolicy.minRotationInterval", "at most 87600h"],
+        id="a minimum rotation interval of more than ten years is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"minRotationInterval": "48h", "maxRotationInterval": "24h"}}),
+        ["spec.keyPolicy.minRotationInterval", "must not be longer than"],
+        id="a minimum rotation interval above the maximum is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"maxGracePeriod": "1 hour"}}),
+        ["spec.keyPolicy.maxGracePeriod"],
+        id="a maximum grace period that is not a duration is rejected",
+    ),
+    pytest.param(
+        project({"keyPolicy": {"maxGracePeriod": "99999999999999h"}}),
+        ["spec.keyPolicy.maxGracePeriod"],
+        id="a maximum grace period that overflows a duration is rejected",
+    ),
+    pytest.param(
         project({"keyPolicy": {"allowedNamespaces": {"names": ["Team_A"]}}}),
         ["spec.keyPolicy.allowedNamespaces.names[0]"],
         id="an allowed namespace that is not a DNS label is rejected",
@@ -340,12 +451,35 @@ VALID: list[Any] = [
                     },
                     "maxKeys": 20,
                     "maxRotationInterval": "2160h",
+                    "minRotationInterval": "1h",
+                    "maxGracePeriod": "4h",
                 },
             }
         ),
         id="a project using every field is accepted",
     ),
     pytest.param(key(key_spec()), id="a key with only a Secret destination is accepted"),
+    pytest.param(
+        key(
+            key_spec(
+                secret={
+                    "name": "s",
+                    "labels": {
+                        "example.com/team": "a-b.c_d",
+                        "empty": "",
+                        "app.kubernetes.io/managed-by": "openai-operator",
+                    },
+                    "annotations": {"reloader.stakater.com/match": "true", "example.com/note": "any text: here"},
+                }
+            )
+        ),
+        id="valid Secret labels and annotations, the operator's own with its values, are accepted",
+    ),
+    pytest.param(
+        key(key_spec(rotation={"schedule": "@daily", "timeZone": "America/Argentina/Buenos_Aires"})),
+        id="a time zone three levels deep is accepted",
+    ),
+    pytest.param(key(key_spec(rotation=every("87600h"))), id="an interval of exactly ten years is accepted"),
     pytest.param(
         key({"projectRef": {"name": "team-a"}, "vault": {"path": "openai/team-a/chat"}}),
         id="a key with only a Vault destination is accepted",

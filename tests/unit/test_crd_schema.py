@@ -19,7 +19,8 @@ import yaml
 
 from openai_operator.model import resources, specs
 from openai_operator.model.conditions import Condition
-from openai_operator.model.durations import DURATION_PATTERN
+from openai_operator.model.durations import DURATION_PATTERN, MAX_DURATION_TEXT
+from openai_operator.model.limits import MAX_PREVIOUS, MAX_TRIGGER_TOKEN_LENGTH
 from openai_operator.model.status import (
     Delivery,
     KeySpend,
@@ -132,11 +133,121 @@ def test_duration_patterns_match_the_parser(file: str) -> None:
     durations = [
         (path, node)
         for path, node in walk(schema_of(load(file)), kind_path(file))
-        if path.rsplit(".", 1)[-1] in ("every", "gracePeriod", "maxRotationInterval")
+        if path.rsplit(".", 1)[-1] in DURATION_FIELDS
     ]
     assert durations
     for path, node in durations:
         assert node["pattern"] == DURATION_PATTERN, path
+
+
+DURATION_FIELDS = ("every", "gracePeriod", "maxRotationInterval", "minRotationInterval", "maxGracePeriod")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "openaikey.spec.rotation.every",
+        "openaikey.spec.rotation.gracePeriod",
+        "openaiproject.spec.keyPolicy.maxRotationInterval",
+        "openaiproject.spec.keyPolicy.minRotationInterval",
+        "openaiproject.spec.keyPolicy.maxGracePeriod",
+    ],
+    ids=lambda p: f"{p} is capped at the parser's maximum duration",
+)
+def test_every_duration_field_is_capped_like_the_parser(path: str) -> None:
+    """A CEL rule bounds each duration (so ``timedelta`` and CEL never overflow) at ``MAX_DURATION``."""
+    file = "openaikeys.yaml" if path.startswith("openaikey.") else "openaiprojects.yaml"
+    node = dict(walk(schema_of(load(file)), kind_path(file)))[path]
+    rules = [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+    guarded = f"!self.matches('{cel_literal(DURATION_PATTERN)}') || duration(self) <= duration('{MAX_DURATION_TEXT}')"
+    assert guarded in rules
+
+
+def test_the_duration_fields_are_all_known() -> None:
+    """Every duration-shaped field in the CRDs is in ``DURATION_FIELDS`` (so none escapes the cap)."""
+    found = {
+        path.rsplit(".", 1)[-1]
+        for file in CRD_FILES
+        for path, node in walk(schema_of(load(file)), kind_path(file))
+        if node.get("pattern") == DURATION_PATTERN
+    }
+    assert found == set(DURATION_FIELDS)
+
+
+def cel_literal(pattern: str) -> str:
+    """``pattern`` as the body of a single-quoted CEL string (backslashes doubled)."""
+    return pattern.replace("\\", "\\\\")
+
+
+def key_node(path: str) -> Mapping[str, Any]:
+    return dict(walk(schema_of(load("openaikeys.yaml")), "openaikey"))[path]
+
+
+def rules_of(node: Mapping[str, Any]) -> list[str]:
+    return [" ".join(r["rule"].split()) for r in node.get("x-kubernetes-validations", [])]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["openaikey.spec.secret.labels", "openaikey.spec.secret.annotations"],
+    ids=lambda p: f"keys of {p} are checked with the parser's pattern",
+)
+def test_metadata_keys_use_the_parsers_pattern(path: str) -> None:
+    rule = next(r for r in rules_of(key_node(path)) if ".matches(" in r)
+    assert f"k.matches('{cel_literal(specs.LABEL_KEY_PATTERN)}')" in rule
+    assert "k.indexOf('/') <= 253" in rule
+
+
+@pytest.mark.parametrize(
+    ("path", "operator_keys"),
+    [
+        ("openaikey.spec.secret.labels", specs.OPERATOR_SECRET_LABELS),
+        ("openaikey.spec.secret.annotations", specs.OPERATOR_SECRET_ANNOTATIONS),
+    ],
+    ids=["the managed-by label is guarded as in the parser", "the Reloader annotation is guarded as in the parser"],
+)
+def test_operator_metadata_is_guarded_like_the_parser(path: str, operator_keys: Mapping[str, str]) -> None:
+    rules = rules_of(key_node(path))
+    for key, value in operator_keys.items():
+        assert f"!('{key}' in self) || self['{key}'] == '{value}'" in rules
+
+
+def test_annotation_size_matches_the_parser() -> None:
+    rules = rules_of(key_node("openaikey.spec.secret.annotations"))
+    assert f"self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= {specs.MAX_SECRET_ANNOTATIONS_BYTES}" in rules
+
+
+def test_label_values_use_the_parsers_pattern() -> None:
+    node = key_node("openaikey.spec.secret.labels{}")
+    assert (node["pattern"], node["maxLength"]) == (specs.LABEL_VALUE_PATTERN, 63)
+
+
+def test_vault_field_refuses_the_parsers_reserved_fields() -> None:
+    listed = ", ".join(f"'{f}'" for f in sorted(specs.VAULT_RESERVED_FIELDS, reverse=True))
+    assert f"!(self in [{listed}])" in rules_of(key_node("openaikey.spec.vault.field"))
+
+
+def test_time_zone_refuses_the_parsers_tz_folders() -> None:
+    node = key_node("openaikey.spec.rotation.timeZone")
+    listed = ", ".join(f"'{f}'" for f in specs.TZ_DATABASE_FOLDERS)
+    assert f"!(self in [{listed}])" in rules_of(node)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "limit"),
+    [
+        ("openaikey.status.previous", "maxItems", MAX_PREVIOUS),
+        ("openaikey.status.rotateToken", "maxLength", MAX_TRIGGER_TOKEN_LENGTH),
+        ("openaikey.status.revokeToken", "maxLength", MAX_TRIGGER_TOKEN_LENGTH),
+    ],
+    ids=[
+        "status.previous holds at most MAX_PREVIOUS entries",
+        "status.rotateToken is as long as the longest rotate token the parser admits",
+        "status.revokeToken is as long as the longest revoke token the parser admits",
+    ],
+)
+def test_status_bounds_match_the_model_limits(path: str, key: str, limit: int) -> None:
+    assert key_node(path)[key] == limit
 
 
 SHARED_PATTERNS = [
@@ -151,6 +262,7 @@ SHARED_PATTERNS = [
     ("openaikeys.yaml", "openaikey.spec.vault.path", specs.VAULT_PATH_PATTERN),
     ("openaikeys.yaml", "openaikey.spec.vault.field", specs.VAULT_FIELD_PATTERN),
     ("openaikeys.yaml", "openaikey.spec.rotation.schedule", specs.CRON_PATTERN),
+    ("openaikeys.yaml", "openaikey.spec.rotation.timeZone", specs.TIME_ZONE_PATTERN),
     ("openaiprojects.yaml", "openaiproject.spec.projectId", specs.PROJECT_ID_PATTERN),
     ("openaiprojects.yaml", "openaiproject.spec.rateLimits[].model", specs.MODEL_PATTERN),
     ("openaiprojects.yaml", "openaiproject.spec.keyPolicy.allowedNamespaces.names[]", specs.DNS_LABEL_PATTERN),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from openai_operator.errors import SpecError
 from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import KeyPolicy, parse_key_spec, parse_project_spec
-from openai_operator.reconcile.policy import ProjectView, check_key_policy
+from openai_operator.reconcile.policy import ProjectView, check_key_policy, grace_period_for
 from openai_operator.reconcile.project_plan import ObservedRateLimit, plan_project, plan_rate_limits
 from openai_operator.reconcile.schedule import failure_backoff
 
@@ -26,13 +27,17 @@ def project(**policy: Any) -> ProjectView:
 
 
 def check(spec: Any = None, *, view: ProjectView | None = None, labels: dict[str, str] | None = None,
-          others: int = 0, holds: bool = False) -> str | None:
+          others: int = 0, holds: bool = False, minimum: timedelta | None = None) -> str | None:
     refusal = check_key_policy(
         spec or key_spec(), namespace="apps", namespace_labels={} if labels is None else labels,
         project=view, other_keys_holding_credentials=others, holds_credential=holds,
-        vault_prefix="openai/apps/",
+        vault_prefix="openai/apps/", min_rotation_interval=minimum,
     )
     return refusal.reason if refusal else None
+
+
+def open_project(**policy: Any) -> ProjectView:
+    return project(allowedNamespaces={"names": ["apps"]}, **policy)
 
 
 class TestKeyPolicy:
@@ -84,14 +89,133 @@ class TestKeyPolicy:
     @pytest.mark.parametrize(
         ("rotation", "expected"),
         [(None, Reason.ROTATION_INTERVAL_TOO_LONG), ({"every": "48h"}, Reason.ROTATION_INTERVAL_TOO_LONG),
-         ({"every": "24h"}, None), ({"schedule": "0 3 * * *"}, None)],
+         ({"every": "24h"}, None), ({"schedule": "0 3 * * *"}, None),
+         ({"schedule": "0 3 * * 1"}, Reason.ROTATION_INTERVAL_TOO_LONG),
+         ({"schedule": "0 3 * * 1-5"}, Reason.ROTATION_INTERVAL_TOO_LONG),
+         ({"schedule": "0 3 * * *", "timeZone": "America/New_York"}, Reason.ROTATION_INTERVAL_TOO_LONG),
+         ({"schedule": "0 */12 * * *", "timeZone": "America/New_York"}, None)],
         ids=["no rotation breaks a maximum interval", "a longer interval is refused",
-             "an interval at the maximum is allowed", "a cron schedule is allowed"],
+             "an interval at the maximum is allowed", "a daily cron schedule in UTC is allowed",
+             "a weekly cron schedule is refused by a daily maximum",
+             "a weekday schedule is refused for its weekend gap",
+             "a daily schedule in New York is refused for its 25-hour autumn day",
+             "a twice-daily schedule in New York stays under a day"],
     )
     def test_max_rotation_interval(self, rotation: dict[str, str] | None, expected: str | None) -> None:
         view = project(allowedNamespaces={"names": ["apps"]}, maxRotationInterval="24h")
-        spec = key_spec(**({"rotation": rotation} if rotation else {}))
+        spec = key_spec(**({"rotation": {"gracePeriod": "1m", **rotation}} if rotation else {}))
         assert check(spec, view=view) == expected
+
+    def test_a_schedule_refused_for_its_longest_gap_says_how_long_it_is(self) -> None:
+        spec = key_spec(rotation={"schedule": "0 3 * * 1", "gracePeriod": "1m"})
+        refusal = check_key_policy(spec, namespace="apps", namespace_labels={},
+                                   project=open_project(maxRotationInterval="24h"),
+                                   other_keys_holding_credentials=0, holds_credential=False,
+                                   vault_prefix="openai/apps/")
+        assert refusal is not None
+        assert refusal.message.startswith("the longest gap of spec.rotation.schedule (168h) must be at most 24h")
+
+    @pytest.mark.parametrize(
+        ("rotation", "policy", "minimum", "expected"),
+        [
+            ({"every": "30m", "gracePeriod": "1m"}, {"minRotationInterval": "1h"}, None,
+             Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"every": "1h", "gracePeriod": "1m"}, {"minRotationInterval": "1h"}, None, None),
+            ({"schedule": "*/30 * * * *", "gracePeriod": "1m"}, {"minRotationInterval": "1h"}, None,
+             Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"schedule": "0 9,17 * * *", "gracePeriod": "1m"}, {"minRotationInterval": "12h"}, None,
+             Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"schedule": "0 3 * * *", "timeZone": "America/New_York", "gracePeriod": "1m"},
+             {"minRotationInterval": "24h"}, None, Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"schedule": "0 3 * * *", "gracePeriod": "1m"}, {"minRotationInterval": "24h"}, None, None),
+            ({"every": "30m", "gracePeriod": "1m"}, {}, timedelta(hours=1), Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"every": "2h", "gracePeriod": "1m"}, {"minRotationInterval": "1h"}, timedelta(hours=3),
+             Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"every": "2h", "gracePeriod": "1m"}, {"minRotationInterval": "3h"}, timedelta(hours=1),
+             Reason.ROTATION_INTERVAL_TOO_SHORT),
+            ({"every": "2h", "gracePeriod": "1m"}, {"minRotationInterval": "1h"}, timedelta(hours=1), None),
+            (None, {"minRotationInterval": "24h"}, timedelta(hours=1), None),
+        ],
+        ids=[
+            "every below the project minimum is refused",
+            "every at the project minimum is allowed",
+            "a half-hourly schedule is refused by an hourly minimum",
+            "a schedule is refused for its shortest gap, not its average",
+            "a daily schedule in New York is refused by a 24h minimum for its 23-hour spring day",
+            "a daily schedule in UTC meets a 24h minimum",
+            "the operator's global minimum applies without a project minimum",
+            "a global minimum stricter than the project's wins",
+            "a project minimum stricter than the global one wins",
+            "a rotation above both minimums is allowed",
+            "a key without rotation is not refused by a minimum",
+        ],
+    )
+    def test_min_rotation_interval(self, rotation: dict[str, str] | None, policy: dict[str, str],
+                                   minimum: timedelta | None, expected: str | None) -> None:
+        spec = key_spec(**({"rotation": rotation} if rotation else {}))
+        assert check(spec, view=open_project(**policy), minimum=minimum) == expected
+
+    def test_a_refusal_for_rotating_too_often_names_the_stricter_minimum(self) -> None:
+        spec = key_spec(rotation={"every": "2h", "gracePeriod": "1m"})
+        refusal = check_key_policy(spec, namespace="apps", namespace_labels={},
+                                   project=open_project(minRotationInterval="1h"),
+                                   other_keys_holding_credentials=0, holds_credential=False,
+                                   vault_prefix="openai/apps/", min_rotation_interval=timedelta(hours=3))
+        assert refusal is not None
+        assert refusal.message == (
+            "spec.rotation.every (2h) must be at least 3h for the operator's minimum rotation interval"
+        )
+
+    @pytest.mark.parametrize(
+        ("rotation", "expected"),
+        [({"every": "24h", "gracePeriod": "2h"}, Reason.GRACE_PERIOD_TOO_LONG),
+         ({"every": "24h", "gracePeriod": "1h"}, None),
+         ({"schedule": "0 3 * * *", "gracePeriod": "90m"}, Reason.GRACE_PERIOD_TOO_LONG),
+         ({"every": "24h"}, None),
+         (None, None)],
+        ids=["a grace period above the project's maximum is refused",
+             "a grace period at the maximum is allowed",
+             "the maximum applies to scheduled rotations too",
+             "the default one-hour grace meets a one-hour maximum",
+             "a key without rotation is not refused for its grace period"],
+    )
+    def test_max_grace_period(self, rotation: dict[str, str] | None, expected: str | None) -> None:
+        spec = key_spec(**({"rotation": rotation} if rotation else {}))
+        assert check(spec, view=open_project(maxGracePeriod="1h")) == expected
+
+    @pytest.mark.parametrize(
+        "rotation",
+        [{"schedule": "*/30 * * * *", "gracePeriod": "1h"},
+         {"schedule": "30 1 * * *", "timeZone": "America/New_York", "gracePeriod": "23h30m"}],
+        ids=["a grace longer than a half-hourly schedule's gap is an invalid spec",
+             "a grace longer than the spring-forward day of a daily schedule is an invalid spec"],
+    )
+    def test_a_grace_not_shorter_than_the_shortest_gap_is_a_spec_error(self, rotation: dict[str, str]) -> None:
+        with pytest.raises(SpecError) as caught:
+            check(key_spec(rotation=rotation), view=open_project())
+        assert caught.value.field_path == "spec.rotation.gracePeriod"
+
+    def test_the_grace_check_comes_before_any_project_rule(self) -> None:
+        """An invalid spec is reported as such even when the project is missing."""
+        with pytest.raises(SpecError):
+            check(key_spec(rotation={"schedule": "*/30 * * * *", "gracePeriod": "1h"}), view=None)
+
+    @pytest.mark.parametrize(
+        ("rotation", "policy", "expected"),
+        [({"every": "24h", "gracePeriod": "5m"}, KeyPolicy(), timedelta(minutes=5)),
+         ({"every": "24h", "gracePeriod": "5m"}, KeyPolicy(max_grace_period=timedelta(minutes=1)),
+          timedelta(minutes=5)),
+         (None, None, timedelta(hours=1)),
+         (None, KeyPolicy(max_grace_period=timedelta(minutes=10)), timedelta(minutes=10)),
+         (None, KeyPolicy(max_grace_period=timedelta(hours=3)), timedelta(hours=1))],
+        ids=["a rotation's grace period is used", "a rotation's grace period is not silently capped (it is refused)",
+             "a key without rotation gets the one-hour default",
+             "the default is shortened to the project's maximum", "a longer maximum leaves the default alone"],
+    )
+    def test_grace_period_for(self, rotation: dict[str, str] | None, policy: KeyPolicy | None,
+                              expected: timedelta) -> None:
+        spec = key_spec(**({"rotation": rotation} if rotation else {}))
+        assert grace_period_for(spec, policy) == expected
 
     @pytest.mark.parametrize(
         ("path", "expected"),

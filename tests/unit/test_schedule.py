@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +20,15 @@ from openai_operator.errors import SpecError
 from openai_operator.model.specs import Rotation, parse_key_spec
 from openai_operator.reconcile.schedule import (
     JITTER_CAP,
+    RotationGaps,
     default_spread,
     jittered,
     next_rotation_at,
     revoke_at,
     rotation_due,
+    rotation_gaps,
     rotation_period,
+    validate_rotation,
 )
 
 pytestmark = pytest.mark.unit
@@ -585,3 +589,159 @@ class TestRevokeAt:
     def test_naive_now_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="timezone-aware"):
             revoke_at(datetime(2026, 1, 1), timedelta(hours=1))
+
+
+H = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+class TestRotationGaps:
+    """Shortest and longest real-time gaps between rotations (what the key policy compares)."""
+
+    @pytest.mark.parametrize(
+        ("rule", "expected"),
+        [
+            pytest.param(rotation(every="720h"), RotationGaps(30 * DAY, 30 * DAY), id="every is both gaps"),
+            pytest.param(cron("0 3 * * *"), RotationGaps(DAY, DAY), id="daily in UTC is always a day"),
+            pytest.param(
+                cron("30 1 * * *", NEW_YORK),
+                RotationGaps(23 * H, 25 * H),
+                id="daily in New York is 23h in spring and 25h in autumn",
+            ),
+            pytest.param(
+                cron("30 2 * * *", NEW_YORK),
+                RotationGaps(23 * H + timedelta(minutes=30), 25 * H),
+                id="a daily time inside the spring gap fires at 03:00, half an hour short of a day",
+            ),
+            pytest.param(
+                cron("0 3 * * 1", BERLIN),
+                RotationGaps(7 * DAY - H, 7 * DAY + H),
+                id="weekly in Berlin is a week give or take the DST hour",
+            ),
+            pytest.param(
+                cron("0 0 * * *", "America/Santiago"),
+                RotationGaps(23 * H, 25 * H),
+                id="midnight in a zone whose clocks change at midnight",
+            ),
+            pytest.param(cron("@hourly", BERLIN), RotationGaps(H, H), id="hourly keeps its real cadence across DST"),
+            pytest.param(
+                cron("*/30 * * * *", "Australia/Lord_Howe"),
+                RotationGaps(timedelta(minutes=30), timedelta(minutes=30)),
+                id="half-hourly in a zone with a half-hour DST shift",
+            ),
+            pytest.param(
+                cron("0 0 29 2 *"), RotationGaps(1461 * DAY, 1461 * DAY), id="a leap-day schedule waits four years"
+            ),
+            pytest.param(
+                cron("0 0 1 * *"), RotationGaps(28 * DAY, 31 * DAY), id="monthly gaps range over the month lengths"
+            ),
+            pytest.param(
+                cron("0 0 13 * 5"),
+                RotationGaps(DAY, 7 * DAY),
+                id="day of month and day of week restrict by either (cron's OR)",
+            ),
+            pytest.param(
+                cron("0 9,17 * * 1-5"),
+                RotationGaps(8 * H, 2 * DAY + 16 * H),
+                id="twice on weekdays: eight hours in the day, a weekend at most",
+            ),
+            pytest.param(
+                cron("* * 1 * *", BERLIN),
+                RotationGaps(timedelta(minutes=1), 30 * DAY + H + timedelta(minutes=1)),
+                id="every minute of the first day of the month: a month between the bursts",
+            ),
+            pytest.param(
+                cron("0 2,3 * * *", NEW_YORK),
+                RotationGaps(H, DAY),
+                id="two times that meet in the spring gap fire once, not twice at the same instant",
+            ),
+        ],
+    )
+    def test_gaps(self, rule: Rotation, expected: RotationGaps) -> None:
+        assert rotation_gaps(rule) == expected
+
+    @pytest.mark.parametrize(
+        ("schedule", "zone", "start", "days"),
+        [
+            pytest.param("30 1 * * *", NEW_YORK, utc(2025, 1, 10), 366, id="daily in New York for a year"),
+            pytest.param(
+                "15,45 2 * * *", BERLIN, utc(2025, 1, 10), 366, id="twice within the hour that Berlin skips and repeats"
+            ),
+            pytest.param("*/20 0-3 * * *", BERLIN, utc(2025, 1, 10), 366, id="bursts around the Berlin transitions"),
+            pytest.param("0 */5 * * *", NEW_YORK, utc(2025, 1, 10), 366, id="every five hours, resetting at midnight"),
+            pytest.param(
+                "45 23 * * 6,0", "America/Santiago", utc(2025, 1, 10), 366, id="weekend nights by a midnight transition"
+            ),
+            pytest.param(
+                "*/30 * * * *", "Australia/Lord_Howe", utc(2025, 4, 1), 10, id="half-hourly as Lord Howe falls back"
+            ),
+            pytest.param(
+                "*/30 * * * *", "Australia/Lord_Howe", utc(2025, 9, 30), 10, id="half-hourly as Lord Howe springs ahead"
+            ),
+            pytest.param("0 12 * * *", KOLKATA, utc(2025, 1, 10), 366, id="a zone without DST"),
+        ],
+    )
+    def test_gaps_equal_those_of_every_fire_time(self, schedule: str, zone: str, start: datetime, days: int) -> None:
+        """The day-by-day shortcut gives what walking every fire time (``next_rotation_at``) gives."""
+        horizon = timedelta(days=days)
+        rule = cron(schedule, zone)
+        times = [next_rotation_at(rule, last_rotated_at=start, now=start)]
+        while times[-1] < start + horizon:
+            times.append(next_rotation_at(rule, last_rotated_at=times[-1], now=times[-1]))
+        walked = [later - earlier for earlier, later in pairwise(times)]
+        assert rotation_gaps(rule, start=start, horizon=horizon) == RotationGaps(min(walked), max(walked))
+
+    @pytest.mark.parametrize(
+        "schedule",
+        [pytest.param("0 0 30 2 *", id="a schedule that never fires")],
+    )
+    def test_a_schedule_that_never_fires_is_a_spec_error(self, schedule: str) -> None:
+        rule = Rotation.model_construct(schedule=schedule, grace_period=timedelta(0))
+        with pytest.raises(SpecError) as caught:
+            rotation_gaps(rule)
+        assert caught.value.field_path == "spec.rotation.schedule"
+
+
+class TestValidateRotation:
+    @pytest.mark.parametrize(
+        "rule",
+        [
+            pytest.param(cron("0 3 * * *"), id="a one-second grace on a daily schedule is fine"),
+            pytest.param(
+                rotation(schedule="0 3 * * *", gracePeriod="23h59m"), id="a grace just under a day in UTC is fine"
+            ),
+            pytest.param(
+                rotation(schedule="30 1 * * *", timeZone=NEW_YORK, gracePeriod="22h59m"),
+                id="a grace under the 23-hour spring gap in New York is fine",
+            ),
+            pytest.param(rotation(every="2h", gracePeriod="1h"), id="a grace shorter than every is fine"),
+        ],
+    )
+    def test_a_grace_shorter_than_every_gap_is_accepted(self, rule: Rotation) -> None:
+        assert validate_rotation(rule) == rotation_gaps(rule)
+
+    @pytest.mark.parametrize(
+        ("rule", "shortest"),
+        [
+            pytest.param(
+                rotation(schedule="30 1 * * *", timeZone=NEW_YORK, gracePeriod="23h30m"),
+                "23h",
+                id="a grace longer than the spring-forward day of a daily schedule is refused",
+            ),
+            pytest.param(
+                rotation(schedule="*/30 * * * *", gracePeriod="1h"),
+                "30m",
+                id="a one-hour grace on a half-hourly schedule",
+            ),
+            pytest.param(
+                rotation(schedule="0 9,17 * * *", gracePeriod="8h"),
+                "8h",
+                id="a grace equal to the shortest gap is refused",
+            ),
+        ],
+    )
+    def test_a_grace_as_long_as_the_shortest_gap_is_a_spec_error(self, rule: Rotation, shortest: str) -> None:
+        with pytest.raises(SpecError) as caught:
+            validate_rotation(rule)
+        assert caught.value.field_path == "spec.rotation.gracePeriod"
+        assert f"({shortest})" in caught.value.detail

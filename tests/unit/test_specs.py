@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import resources
 from typing import Any
 
 import pytest
 
 from openai_operator.errors import PermanentError, SpecError
-from openai_operator.model.durations import format_duration, parse_duration
+from openai_operator.model.durations import MAX_DURATION, format_duration, parse_duration
 from openai_operator.model.specs import (
+    OPERATOR_SECRET_ANNOTATIONS,
+    OPERATOR_SECRET_LABELS,
+    TZ_DATABASE_FOLDERS,
+    VAULT_RESERVED_FIELDS,
     BudgetEnforcement,
     KeyDeletionPolicy,
     OnBudgetExceeded,
     ProjectDeletionPolicy,
     RestartKind,
+    SecretDestination,
+    VaultDestination,
     parse_key_spec,
     parse_project_spec,
     vault_path_within,
 )
+from openai_operator.secretvalue import SecretValue
+from openai_operator.stores.base import KeyMaterial, Owner
+from openai_operator.stores.kubernetes import secret_body
+from openai_operator.stores.vault import vault_data
 
 pytestmark = pytest.mark.unit
 
@@ -59,6 +70,30 @@ class TestDurations:
     def test_non_durations_are_refused(self, text: str) -> None:
         with pytest.raises(ValueError, match="not a duration"):
             parse_duration(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param("99999999999999h", id="hours that would overflow timedelta"),
+            pytest.param("99999999999999999999999999999ms", id="milliseconds that would overflow timedelta"),
+            pytest.param("87601h", id="an hour more than ten years"),
+            pytest.param("87600h1ms", id="a millisecond more than ten years"),
+            pytest.param("80000h80000h", id="repeated units that add up to more than ten years"),
+        ],
+    )
+    def test_durations_longer_than_ten_years_are_refused_not_overflowed(self, text: str) -> None:
+        with pytest.raises(ValueError, match="longer than the maximum duration 87600h"):
+            parse_duration(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param("87600h", id="exactly ten years in hours"),
+            pytest.param("5256000m", id="exactly ten years in minutes"),
+        ],
+    )
+    def test_the_maximum_duration_itself_is_accepted(self, text: str) -> None:
+        assert parse_duration(text) == MAX_DURATION
 
     @pytest.mark.parametrize(
         ("value", "text"),
@@ -138,7 +173,17 @@ class TestProjectSpec:
         assert limit.max_tokens_per_minute is None
         assert spec.key_policy.max_keys == 3
         assert spec.key_policy.max_rotation_interval == timedelta(days=90)
+        assert spec.key_policy.min_rotation_interval is None
+        assert spec.key_policy.max_grace_period is None
         assert spec.key_policy.allows_namespace("team-a", {})
+
+    def test_rotation_floor_and_grace_cap_are_durations(self) -> None:
+        spec = parse_project_spec(
+            {"keyPolicy": {"minRotationInterval": "24h", "maxRotationInterval": "24h", "maxGracePeriod": "30m"}},
+            name="p",
+        )
+        assert spec.key_policy.min_rotation_interval == timedelta(hours=24)
+        assert spec.key_policy.max_grace_period == timedelta(minutes=30)
 
     def test_specs_are_frozen(self) -> None:
         spec = parse_project_spec({}, name="p")
@@ -206,6 +251,31 @@ class TestProjectSpec:
                 {"keyPolicy": {"maxRotationInterval": "90d"}},
                 "spec.keyPolicy.maxRotationInterval",
                 id="the maximum rotation interval is a Go duration",
+            ),
+            pytest.param(
+                {"keyPolicy": {"maxRotationInterval": "99999999999999h"}},
+                "spec.keyPolicy.maxRotationInterval",
+                id="a maximum rotation interval that overflows is refused",
+            ),
+            pytest.param(
+                {"keyPolicy": {"minRotationInterval": "99999999999999h"}},
+                "spec.keyPolicy.minRotationInterval",
+                id="a minimum rotation interval that overflows is refused",
+            ),
+            pytest.param(
+                {"keyPolicy": {"maxGracePeriod": "99999999999999h"}},
+                "spec.keyPolicy.maxGracePeriod",
+                id="a maximum grace period that overflows is refused",
+            ),
+            pytest.param(
+                {"keyPolicy": {"maxGracePeriod": "1 hour"}},
+                "spec.keyPolicy.maxGracePeriod",
+                id="the maximum grace period is a Go duration",
+            ),
+            pytest.param(
+                {"keyPolicy": {"minRotationInterval": "48h", "maxRotationInterval": "24h"}},
+                "spec.keyPolicy.minRotationInterval",
+                id="a minimum rotation interval above the maximum is refused",
             ),
             pytest.param(
                 {"keyPolicy": {"allowedNamespaces": {"names": ["Team_A"]}}},
@@ -387,6 +457,147 @@ class TestKeySpec:
                 id="HardLimit is a project enforcement",
             ),
             pytest.param(key_spec(deletionPolicy="Archive"), "spec.deletionPolicy", id="Archive is a project policy"),
+            # --- inputs that used to crash a handler (issue 8, item 7) ---
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "America"}),
+                "spec.rotation.timeZone",
+                id="a time zone naming the America folder of the tz database is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "Europe"}),
+                "spec.rotation.timeZone",
+                id="a time zone naming the Europe folder is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "America/Indiana"}),
+                "spec.rotation.timeZone",
+                id="a time zone naming a nested folder is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "America/__pycache__"}),
+                "spec.rotation.timeZone",
+                id="a time zone naming a folder that is not in the deny list is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "leapseconds"}),
+                "spec.rotation.timeZone",
+                id="a file of the tz database that is not a zone is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "Europe/../etc/passwd"}),
+                "spec.rotation.timeZone",
+                id="a time zone that climbs out of the database is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "timeZone": "Europe/Berlin\x00"}),
+                "spec.rotation.timeZone",
+                id="a time zone with a NUL character is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"every": "99999999999999h"}),
+                "spec.rotation.every",
+                id="an interval that overflows timedelta is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"every": "87601h"}),
+                "spec.rotation.every",
+                id="an interval of more than ten years is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "@daily", "gracePeriod": "99999999999999h"}),
+                "spec.rotation.gracePeriod",
+                id="a grace period that overflows timedelta is refused",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "0 0 30 2 *"}),
+                "spec.rotation.schedule",
+                id="a schedule that never fires is refused when parsed",
+            ),
+            pytest.param(
+                key_spec(rotation={"schedule": "R 3 * * *"}),
+                "spec.rotation.schedule",
+                id="a schedule with a random field is refused when parsed",
+            ),
+            pytest.param(
+                {"projectRef": {"name": "p"}, "vault": {"path": "openai/ns/k", "field": "project_id"}},
+                "spec.vault.field",
+                id="the Vault field may not be the project id field written next to the key",
+            ),
+            pytest.param(
+                {"projectRef": {"name": "p"}, "vault": {"path": "openai/ns/k", "field": "base_url"}},
+                "spec.vault.field",
+                id="the Vault field may not be the base URL field written next to the key",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"team name": "a"}}),
+                "spec.secret.labels",
+                id="a label key with a space is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"Example.com/team": "a"}}),
+                "spec.secret.labels",
+                id="a label key prefix with upper case is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"a/b/c": "a"}}),
+                "spec.secret.labels",
+                id="a label key with two slashes is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"x" * 64: "a"}}),
+                "spec.secret.labels",
+                id="a label key name longer than 63 characters is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {("a" * 60 + ".") * 4 + "b" * 20 + "/team": "a"}}),
+                "spec.secret.labels",
+                id="a label key prefix longer than 253 characters is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"team": "a b"}}),
+                "spec.secret.labels",
+                id="a label value with a space is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"team": "x" * 64}}),
+                "spec.secret.labels",
+                id="a label value longer than 63 characters is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"team": "-a"}}),
+                "spec.secret.labels",
+                id="a label value starting with a dash is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"app.kubernetes.io/managed-by": "helm"}}),
+                "spec.secret.labels",
+                id="the managed-by label the operator sets is refused with another value",
+            ),
+            pytest.param(
+                key_spec(secret={"labels": {"openai.operator.dev/key": "x"}}),
+                "spec.secret.labels",
+                id="the operator's label prefix is reserved",
+            ),
+            pytest.param(
+                key_spec(secret={"annotations": {"bad key": "x"}}),
+                "spec.secret.annotations",
+                id="an annotation key with a space is refused",
+            ),
+            pytest.param(
+                key_spec(secret={"annotations": {"reloader.stakater.com/match": "false"}}),
+                "spec.secret.annotations",
+                id="the Reloader annotation the operator sets is refused with another value",
+            ),
+            pytest.param(
+                key_spec(secret={"annotations": {f"note-{i}": "x" * 4000 for i in range(33)}}),
+                "spec.secret.annotations",
+                id="annotations larger than 128 KiB together are refused",
+            ),
+            pytest.param(
+                key_spec(secret={"annotations": {"note": "x" * 4097}}),
+                "spec.secret.annotations.note",
+                id="an annotation value longer than 4096 characters is refused",
+            ),
         ],
     )
     def test_invalid_key_specs_name_the_field(self, spec: dict[str, Any], path: str) -> None:
@@ -422,3 +633,116 @@ def test_spec_errors_never_echo_key_material() -> None:
         parse_key_spec(key_spec(scopes=[pasted]), name="k")
     assert pasted not in str(caught.value)
     assert "sk-[REDACTED]" in str(caught.value)
+
+
+class TestSecretMetadata:
+    @pytest.mark.parametrize(
+        "secret",
+        [
+            pytest.param({"labels": {"example.com/team": "a-b.c_d"}}, id="a prefixed label key is accepted"),
+            pytest.param({"labels": {"team": ""}}, id="an empty label value is accepted"),
+            pytest.param(
+                {"labels": {"x" * 63: "y" * 63}}, id="a label key name and value of 63 characters are accepted"
+            ),
+            pytest.param(
+                {"labels": {"app.kubernetes.io/managed-by": "openai-operator"}},
+                id="the managed-by label with the operator's own value is accepted",
+            ),
+            pytest.param(
+                {"annotations": {"reloader.stakater.com/match": "true"}},
+                id="the Reloader annotation with the operator's own value is accepted",
+            ),
+            pytest.param(
+                {"annotations": {"note": "any text, with spaces: and / slashes\nand lines"}},
+                id="annotation values may be any text",
+            ),
+            pytest.param(
+                {"annotations": {f"note-{i}": "x" * 4000 for i in range(32)}},
+                id="annotations just under 128 KiB together are accepted",
+            ),
+        ],
+    )
+    def test_valid_metadata_is_accepted(self, secret: dict[str, Any]) -> None:
+        spec = parse_key_spec(key_spec(secret=secret), name="k")
+        assert spec.secret is not None
+        assert {**spec.secret.labels, **spec.secret.annotations} == {
+            **secret.get("labels", {}),
+            **secret.get("annotations", {}),
+        }
+
+    def test_the_operators_own_secret_metadata_is_what_the_store_writes(self) -> None:
+        """The labels and annotations the parser guards are the ones ``stores.kubernetes`` sets."""
+        material = KeyMaterial(SecretValue("sk-proj-" + "a" * 40), "proj_1", None, "key_1", 1)
+        body = secret_body("ns", SecretDestination(name="s"), Owner("ns", "k", "uid-1"), material)
+        labels, annotations = body["metadata"]["labels"], body["metadata"]["annotations"]
+        assert {k: labels[k] for k in OPERATOR_SECRET_LABELS} == dict(OPERATOR_SECRET_LABELS)
+        assert {k: annotations[k] for k in OPERATOR_SECRET_ANNOTATIONS} == dict(OPERATOR_SECRET_ANNOTATIONS)
+
+    def test_user_metadata_written_by_the_store_is_not_overridden(self) -> None:
+        """Every label or annotation the parser admits reaches the Secret unchanged."""
+        spec = parse_key_spec(
+            key_spec(
+                secret={
+                    "labels": {"team": "a", "app.kubernetes.io/managed-by": "openai-operator"},
+                    "annotations": {"note": "x", "reloader.stakater.com/match": "true"},
+                }
+            ),
+            name="k",
+        )
+        assert spec.secret is not None
+        material = KeyMaterial(SecretValue("sk-proj-" + "a" * 40), "proj_1", None, "key_1", 1)
+        body = secret_body("ns", spec.secret, Owner("ns", "k", "uid-1"), material)
+        assert spec.secret.labels.items() <= body["metadata"]["labels"].items()
+        assert spec.secret.annotations.items() <= body["metadata"]["annotations"].items()
+
+
+class TestVaultField:
+    def test_reserved_fields_are_the_ones_the_store_writes_next_to_the_key(self) -> None:
+        """``VAULT_RESERVED_FIELDS`` covers every field ``stores.vault.vault_data`` writes besides the key."""
+        destination = VaultDestination(path="openai/ns/k", field="token")
+        material = KeyMaterial(SecretValue("sk-proj-" + "a" * 40), "proj_1", "http://x/v1", "key_1", 1)
+        assert set(vault_data(destination, material)) - {"token"} == VAULT_RESERVED_FIELDS
+
+    @pytest.mark.parametrize(
+        "field",
+        [
+            pytest.param("api_key", id="the default field is accepted"),
+            pytest.param("PROJECT_ID", id="fields are case-sensitive, so upper case does not collide"),
+            pytest.param("project_id.v2", id="a field that only starts like a reserved one is accepted"),
+        ],
+    )
+    def test_other_fields_are_accepted(self, field: str) -> None:
+        spec = parse_key_spec({"projectRef": {"name": "p"}, "vault": {"path": "openai/ns/k", "field": field}}, name="k")
+        assert spec.vault is not None
+        assert spec.vault.field == field
+
+
+class TestTimeZones:
+    def test_the_deny_list_names_every_folder_of_the_installed_tz_database(self) -> None:
+        """The CRD refuses folders by name; the list must not miss one that ``tzdata`` ships."""
+        root = resources.files("tzdata") / "zoneinfo"
+        found: list[str] = []
+
+        def walk(node: Any, prefix: str) -> None:
+            for child in node.iterdir():
+                if child.is_dir() and not child.name.startswith("_"):
+                    found.append(prefix + child.name)
+                    walk(child, prefix + child.name + "/")
+
+        walk(root, "")
+        assert sorted(found) == sorted(TZ_DATABASE_FOLDERS)
+
+    @pytest.mark.parametrize(
+        "zone",
+        [
+            pytest.param("Europe/Berlin", id="a city zone is accepted"),
+            pytest.param("America/Argentina/Buenos_Aires", id="a zone three levels deep is accepted"),
+            pytest.param("Etc/GMT+5", id="a fixed-offset zone with a plus sign is accepted"),
+            pytest.param("UTC", id="UTC is accepted"),
+            pytest.param("Japan", id="a single-word zone is accepted"),
+        ],
+    )
+    def test_zones_are_accepted(self, zone: str) -> None:
+        spec = parse_key_spec(key_spec(rotation={"schedule": "@daily", "timeZone": zone}), name="k")
+        assert spec.rotation is not None
+        assert spec.rotation.time_zone == zone

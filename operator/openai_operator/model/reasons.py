@@ -115,3 +115,10 @@ class Reason(StrEnum):
     """``spec.rotation.restartTargets`` were restarted after a new credential was delivered."""
     RESTART_FAILED = "RestartFailed"
     """A restart target could not be restarted (missing, forbidden); the credential is still live."""
+
+    # --- OpenAIKey Ready: key policy (issue 8) --------------------------------------------------
+    ROTATION_INTERVAL_TOO_SHORT = "RotationIntervalTooShort"
+    """The key rotates more often (``every``, or a schedule's shortest gap) than the project's
+    ``keyPolicy.minRotationInterval`` or the operator's global minimum allows."""
+    GRACE_PERIOD_TOO_LONG = "GracePeriodTooLong"
+    """``spec.rotation.gracePeriod`` is longer than the project's ``keyPolicy.maxGracePeriod``."""

@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from croniter import croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from openai_operator.errors import SpecError
@@ -30,6 +30,13 @@ from openai_operator.model.selectors import LabelSelector, selector_matches
 __all__ = [
     "DEFAULT_ALERT_THRESHOLDS",
     "DEFAULT_GRACE_PERIOD",
+    "MAX_SECRET_ANNOTATIONS_BYTES",
+    "MIN_ROTATION_INTERVAL",
+    "OPERATOR_SECRET_ANNOTATIONS",
+    "OPERATOR_SECRET_LABELS",
+    "RESERVED_PREFIX",
+    "TZ_DATABASE_FOLDERS",
+    "VAULT_RESERVED_FIELDS",
     "AllowedNamespaces",
     "BudgetEnforcement",
     "KeyBudget",
@@ -72,6 +79,53 @@ VAULT_PATH_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-
 VAULT_FIELD_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?/,#-]+ ){4}[0-9A-Za-z*?/,#-]+)$"
 """Shape of a 5-field cron expression or macro; ``croniter`` then checks the values."""
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z][A-Za-z0-9_+-]*)*$"
+"""Shape of an IANA zone name (``Europe/Berlin``, ``Etc/GMT+5``); the zone must also exist."""
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+"""A Kubernetes label or annotation key: an optional DNS-subdomain prefix and ``/``, then a name of
+at most 63 characters. The prefix is also at most 253 characters (checked apart, in CEL as well)."""
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+"""A Kubernetes label value (at most 63 characters, checked apart)."""
+
+RESERVED_PREFIX = "openai.operator.dev/"
+"""Label and annotation keys under this prefix are the operator's own (ownership, key id, revision)."""
+OPERATOR_SECRET_LABELS: Mapping[str, str] = {"app.kubernetes.io/managed-by": "openai-operator"}
+"""Labels the operator sets on every Secret it writes, with their values: ``spec.secret.labels`` may
+repeat them only with the same value (anything else would be overwritten without a word)."""
+OPERATOR_SECRET_ANNOTATIONS: Mapping[str, str] = {"reloader.stakater.com/match": "true"}
+"""Annotations the operator sets on every Secret it writes (same rule as the labels)."""
+MAX_SECRET_ANNOTATIONS_BYTES = 131072
+"""Keys plus values of ``spec.secret.annotations`` in UTF-8 bytes: half of the apiserver's 256 KiB
+limit for all annotations of an object, leaving room for the operator's own."""
+VAULT_RESERVED_FIELDS = frozenset({"project_id", "base_url"})
+"""Fields the Vault destination writes next to the key (``stores.vault.vault_data``); ``spec.vault.field``
+may not name one of them, or the key would be overwritten in the same write."""
+TZ_DATABASE_FOLDERS = (
+    "Africa",
+    "America",
+    "America/Argentina",
+    "America/Indiana",
+    "America/Kentucky",
+    "America/North_Dakota",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Brazil",
+    "Canada",
+    "Chile",
+    "Etc",
+    "Europe",
+    "Indian",
+    "Mexico",
+    "Pacific",
+    "US",
+)
+"""Folders of the tz database, which look like zone names but are not; the CRD refuses them by name
+(the parser refuses anything ``zoneinfo`` cannot load, these included)."""
 
 _DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
 _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
@@ -82,7 +136,11 @@ _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 _VAULT_PATH = re.compile(VAULT_PATH_PATTERN)
 _VAULT_FIELD = re.compile(VAULT_FIELD_PATTERN)
 _CRON = re.compile(CRON_PATTERN)
-_RESERVED_PREFIX = "openai.operator.dev/"
+_TIME_ZONE = re.compile(TIME_ZONE_PATTERN)
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
+_RANDOM_CRON_FIELD = re.compile(r"^r(\(\d+-\d+\))?(/\d+)?$")
+_CRON_REFERENCE = datetime(2001, 1, 1)
 
 
 def _matching(pattern: re.Pattern[str], what: str, max_length: int) -> AfterValidator:
@@ -208,6 +266,18 @@ class KeyPolicy(SpecModel):
     allowed_namespaces: AllowedNamespaces = AllowedNamespaces()
     max_keys: int | None = Field(default=None, ge=1)
     max_rotation_interval: Duration | None = None
+    """Keys must rotate at least this often (``every``, or a schedule's longest gap)."""
+    min_rotation_interval: Duration | None = None
+    """Keys may rotate at most this often (``every``, or a schedule's shortest gap)."""
+    max_grace_period: Duration | None = None
+    """Longest ``spec.rotation.gracePeriod`` a key may use."""
+
+    @model_validator(mode="after")
+    def _interval_bounds_ordered(self) -> Self:
+        low, high = self.min_rotation_interval, self.max_rotation_interval
+        if low is not None and high is not None and low > high:
+            raise _FieldError("minRotationInterval", "must not be longer than maxRotationInterval")
+        return self
 
     def allows_namespace(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Whether keys in ``namespace`` may use this project."""
@@ -256,14 +326,55 @@ class ProjectRef(SpecModel):
     name: DnsSubdomain
 
 
-def _no_reserved_keys(value: dict[str, str]) -> dict[str, str]:
-    reserved = sorted(k for k in value if k.startswith(_RESERVED_PREFIX))
+def _metadata_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a label/annotation key the apiserver accepts, or ``None`` when it is one."""
+    prefix = key.rpartition("/")[0]
+    if len(prefix) > 253 or not _LABEL_KEY.fullmatch(key):
+        return (
+            f"{key!r} is not a valid key: an optional DNS-subdomain prefix (at most 253 characters) and '/', "
+            "then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    return None
+
+
+def _operator_keys(value: Mapping[str, str], operators: Mapping[str, str]) -> None:
+    reserved = sorted(k for k in value if k.startswith(RESERVED_PREFIX))
     if reserved:
-        raise ValueError(f"keys under {_RESERVED_PREFIX} are managed by the operator: {', '.join(reserved)}")
+        raise ValueError(f"keys under {RESERVED_PREFIX} are managed by the operator: {', '.join(reserved)}")
+    for key, wanted in operators.items():
+        if key in value and value[key] != wanted:
+            raise ValueError(f"{key!r} is set by the operator itself (to {wanted!r}); remove it")
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    _operator_keys(value, OPERATOR_SECRET_LABELS)
+    for key, item in value.items():
+        problem = _metadata_key_problem(key)
+        if problem:
+            raise ValueError(problem)
+        if len(item) > 63 or not _LABEL_VALUE.fullmatch(item):
+            raise ValueError(
+                f"the value of {key!r} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit"
+            )
     return value
 
 
-MetadataMap = Annotated[dict[str, str], Field(max_length=64), AfterValidator(_no_reserved_keys)]
+def _annotations(value: dict[str, str]) -> dict[str, str]:
+    _operator_keys(value, OPERATOR_SECRET_ANNOTATIONS)
+    for key in value:
+        problem = _metadata_key_problem(key)
+        if problem:
+            raise ValueError(problem)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+    if size > MAX_SECRET_ANNOTATIONS_BYTES:
+        raise ValueError(f"keys and values may total at most {MAX_SECRET_ANNOTATIONS_BYTES} bytes (they have {size})")
+    return value
+
+
+Labels = Annotated[dict[str, str], Field(max_length=64), AfterValidator(_labels)]
+Annotations = Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=64),
+                        AfterValidator(_annotations)]
 
 
 class SecretKeys(SpecModel):
@@ -285,8 +396,8 @@ class SecretDestination(SpecModel):
 
     name: DnsSubdomain
     keys: SecretKeys = SecretKeys()
-    labels: MetadataMap = Field(default_factory=dict)
-    annotations: MetadataMap = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
 
 
 class VaultDestination(SpecModel):
@@ -295,6 +406,14 @@ class VaultDestination(SpecModel):
     mount: Annotated[str, _matching(_VAULT_PATH, "Vault mount", 128)] = "secret"
     path: Annotated[str, _matching(_VAULT_PATH, "Vault path", 512)]
     field: Annotated[str, _matching(_VAULT_FIELD, "Vault field name", 128)] = "api_key"
+
+    @field_validator("field")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in VAULT_RESERVED_FIELDS:
+            taken = ", ".join(sorted(VAULT_RESERVED_FIELDS))
+            raise ValueError(f"{value!r} is written by the operator next to the key ({taken}); choose another field")
+        return value
 
 
 class RestartTarget(SpecModel):
@@ -323,8 +442,18 @@ class Rotation(SpecModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 128 or not _CRON.fullmatch(value) or not croniter.is_valid(value)):
+        if value is None:
+            return value
+        if len(value) > 128 or not _CRON.fullmatch(value) or not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a 5-field cron expression such as '0 3 * * 1'")
+        if any(_RANDOM_CRON_FIELD.fullmatch(part) for field in value.lower().split() for part in field.split(",")):
+            raise ValueError(f"{value!r}: random fields (R) are not supported")
+        try:
+            croniter(value, _CRON_REFERENCE).get_next(datetime)
+        except CroniterBadDateError as exc:
+            raise ValueError(f"{value!r} never fires") from exc
+        except CroniterError as exc:
+            raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from exc
         return value
 
     @field_validator("time_zone")
@@ -332,10 +461,13 @@ class Rotation(SpecModel):
     def _zone(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        message = f"{value!r} is not an IANA time zone such as 'Europe/Berlin'"
+        if len(value) > 64 or not _TIME_ZONE.fullmatch(value) or value in TZ_DATABASE_FOLDERS:
+            raise ValueError(message)
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not an IANA time zone such as 'Europe/Berlin'") from exc
+        except Exception as exc:  # zoneinfo raises OSError for a folder, ValueError, ZoneInfoNotFoundError, ...
+            raise ValueError(message) from exc
         return value
 
     @field_validator("restart_targets")

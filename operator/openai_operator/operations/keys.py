@@ -71,6 +71,7 @@ from openai_operator.reconcile.key_plan import (
     scopes_updated,
 )
 from openai_operator.reconcile.policy import ProjectView
+from openai_operator.reconcile.schedule import validate_rotation
 from openai_operator.secretvalue import fingerprint
 from openai_operator.stores import KeyMaterial, Owner, SecretStore, StoreContext, store_at, stores_for
 
@@ -143,6 +144,8 @@ async def gather(
     spec: KeySpec | None = None
     try:
         spec = parse_key_spec(body.get("spec") or {}, name=ref.name)
+        if spec.rotation is not None:
+            validate_rotation(spec.rotation)  # grace against the schedule's gaps: a spec error, not a crash
         tokens = parse_trigger_annotations(body.get("metadata", {}).get("annotations") or {})
     except SpecError as error:
         return replace(facts, spec_error=error), {}

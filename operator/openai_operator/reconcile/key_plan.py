@@ -30,7 +30,7 @@ from openai_operator.model.conditions import ConditionType
 from openai_operator.model.destinations import destination_locations
 from openai_operator.model.naming import parse_service_account_name, service_account_name
 from openai_operator.model.reasons import Reason
-from openai_operator.model.specs import KeySpec
+from openai_operator.model.specs import KeyPolicy, KeySpec
 from openai_operator.model.status import Delivery, KeyStatus, PendingCredential, PreviousCredential
 from openai_operator.reconcile.actions import (
     Action,
@@ -241,8 +241,12 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
     )
     if decision is not None or promote_pending:
         # After the issue the superseded credential's grace starts and the schedule restarts.
-        requeue_at = _earliest(requeue_at, facts.now + grace_for(spec))
+        requeue_at = _earliest(requeue_at, facts.now + grace_for(spec, _policy(facts)))
     return KeyPlan(status, tuple(actions), tuple(notes), _requeue(facts, requeue_at), decision)
+
+
+def _policy(facts: KeyFacts) -> KeyPolicy | None:
+    return facts.project.key_policy if facts.project is not None else None
 
 
 def _is_ready(status: KeyStatus) -> bool:
@@ -259,6 +263,7 @@ def _refusal(facts: KeyFacts, spec: KeySpec) -> Refusal | None:
         other_keys_holding_credentials=facts.other_keys_holding,
         holds_credential=facts.status.key_id is not None or facts.status.pending is not None,
         vault_prefix=facts.settings.vault_prefix.format(namespace=facts.namespace),
+        min_rotation_interval=facts.settings.min_rotation_interval,
     )
 
 
@@ -272,7 +277,7 @@ def _plan_refused(
     requeue_at = _timed_revocations(status, facts.now)
     if holds:
         status = replace(status, refused_since=status.refused_since or facts.now)
-        deadline = refusal_deadline(status, spec, facts.now)
+        deadline = refusal_deadline(status, spec, facts.now, _policy(facts))
         if facts.now >= deadline:
             for kind, delivery in status.destinations.items():
                 actions.append(RemoveDestination(kind, delivery.location))
@@ -393,7 +398,7 @@ def promoted(status: KeyStatus, facts: KeyFacts, deliveries: Mapping[str, Delive
     assert facts.spec is not None
     spec = facts.spec
     now = facts.now
-    revoke_at = now if pending.revoke_immediately else now + grace_for(spec)
+    revoke_at = now if pending.revoke_immediately else now + grace_for(spec, _policy(facts))
     previous = [p if p.revoke_at is not None else replace(p, revoke_at=revoke_at) for p in status.previous]
     rotating = status.service_account_id is not None
     if status.service_account_id is not None:

@@ -5,8 +5,9 @@
   then it is *held* (``revokeAt`` unset) and no clock runs for it.
 - A credential whose ``revokeAt`` has passed is revoked on every pass, whatever else the key is
   doing: an invalid spec, a refused policy or a failing issue never keeps a due revocation alive.
-- ``status.previous`` is bounded (:data:`MAX_PREVIOUS`): rotations faster than the grace period bring
-  the oldest superseded credentials' revocation forward. They are in no destination any more.
+- ``status.previous`` is bounded (``model.limits.MAX_PREVIOUS``, its ``maxItems``): rotations
+  faster than the grace period bring the oldest superseded credentials' revocation forward. They
+  are in no destination any more.
 - A key that its project's policy now refuses keeps its credential for one grace period (so the
   owners can react to the Warning), then the key is removed from every destination and revoked.
 """
@@ -16,22 +17,25 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from openai_operator.model.specs import KeySpec
+from openai_operator.model.limits import MAX_PREVIOUS
+from openai_operator.model.specs import DEFAULT_GRACE_PERIOD, KeyPolicy, KeySpec
 from openai_operator.model.status import KeyStatus, PreviousCredential
 from openai_operator.reconcile.actions import Revoke
+from openai_operator.reconcile.policy import grace_period_for
 
-__all__ = ["DEFAULT_GRACE", "MAX_PREVIOUS", "bounded_previous", "due_revocations", "grace_for", "refusal_deadline"]
-
-MAX_PREVIOUS = 8
-"""At most this many superseded credentials are kept (the CRD's ``status.previous`` allows more)."""
-DEFAULT_GRACE = timedelta(hours=1)
+__all__ = ["MAX_PREVIOUS", "bounded_previous", "due_revocations", "grace_for", "refusal_deadline"]
 
 
-def grace_for(spec: KeySpec | None) -> timedelta:
+def grace_for(spec: KeySpec | None, policy: KeyPolicy | None = None) -> timedelta:
     """How long a superseded credential keeps working after its successor is everywhere."""
-    if spec is not None and spec.rotation is not None:
-        return spec.rotation.grace_period
-    return DEFAULT_GRACE
+    if spec is None:
+        return grace_period_for_default(policy)
+    return grace_period_for(spec, policy)
+
+
+def grace_period_for_default(policy: KeyPolicy | None) -> timedelta:
+    cap = policy.max_grace_period if policy is not None else None
+    return DEFAULT_GRACE_PERIOD if cap is None else min(DEFAULT_GRACE_PERIOD, cap)
 
 
 def due_revocations(status: KeyStatus, now: datetime) -> tuple[Revoke, ...]:
@@ -58,6 +62,7 @@ def bounded_previous(previous: tuple[PreviousCredential, ...], now: datetime) ->
     return tuple(result)
 
 
-def refusal_deadline(status: KeyStatus, spec: KeySpec | None, now: datetime) -> datetime:
+def refusal_deadline(status: KeyStatus, spec: KeySpec | None, now: datetime,
+                     policy: KeyPolicy | None = None) -> datetime:
     """When a refused key's credential is revoked: one grace period after the refusal began."""
-    return (status.refused_since or now) + grace_for(spec)
+    return (status.refused_since or now) + grace_for(spec, policy)

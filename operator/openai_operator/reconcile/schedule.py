@@ -46,6 +46,15 @@ Operator down for longer than a period
     (clock skew between replicas, a hand-edited status) is taken as ``now``, so a rotation is never
     pushed further out than one period from the present.
 
+Gaps between rotations (for policy)
+    :func:`rotation_gaps` gives the shortest and the longest real-time gap between two consecutive
+    rotations: ``every`` itself, or for a schedule the gaps between consecutive fire times (with
+    the DST handling above) over :data:`GAP_HORIZON` from :data:`GAP_REFERENCE`. The horizon is a
+    whole leap-year cycle, so ``0 0 29 2 *`` has a longest gap of four years. The reference is
+    fixed, so the answer depends on the rotation alone (and the tz database's rules for those
+    years). :func:`validate_rotation` refuses a grace period that is not shorter than the
+    shortest gap, which would leave two superseded credentials alive at once.
+
 Jitter
     Callers spread due times with ``jittered(due, key=..., spread=default_spread(rotation))`` and
     compare the result with ``now``. The offset is a hash of ``key`` (e.g.
@@ -58,7 +67,8 @@ import hashlib
 import random
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -66,22 +76,28 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from openai_operator.errors import SpecError
+from openai_operator.model.durations import format_duration
 from openai_operator.model.specs import Rotation
 
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
+    "GAP_HORIZON",
+    "GAP_REFERENCE",
     "JITTER_CAP",
     "JITTER_FRACTION",
     "PERIOD_HORIZON",
     "PERIOD_MAX_FIRES",
+    "RotationGaps",
     "default_spread",
     "failure_backoff",
     "jittered",
     "next_rotation_at",
     "revoke_at",
     "rotation_due",
+    "rotation_gaps",
     "rotation_period",
+    "validate_rotation",
 ]
 
 BACKOFF_BASE = timedelta(seconds=2)
@@ -96,7 +112,24 @@ PERIOD_HORIZON = timedelta(days=400)
 PERIOD_MAX_FIRES = 1000
 """At most this many fire times are sampled by :func:`rotation_period` (bounds the cost)."""
 
+GAP_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
+"""Where :func:`rotation_gaps` starts looking at a schedule (fixed, so the answer is reproducible)."""
+GAP_HORIZON = timedelta(days=4 * 365 + 1)
+"""How far :func:`rotation_gaps` looks: one leap-year cycle, plus the gap that crosses its end."""
+
 _SCHEDULE_FIELD = "spec.rotation.schedule"
+_GRACE_FIELD = "spec.rotation.gracePeriod"
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_DST_MARGIN = timedelta(hours=1)
+"""An offset change this close to a day makes it "affected": its fires are taken from croniter one by one."""
 _HOUR = 1
 _RANDOM_FIELD = re.compile(r"^r(\(\d+-\d+\))?(/\d+)?$")
 _SPREAD_REFERENCE = datetime(2001, 1, 1)
@@ -197,6 +230,48 @@ def rotation_period(rotation: Rotation, *, at: datetime) -> timedelta:
     return longest
 
 
+@dataclass(frozen=True)
+class RotationGaps:
+    """The shortest and the longest real time between two consecutive rotations."""
+
+    shortest: timedelta
+    longest: timedelta
+
+
+def rotation_gaps(
+    rotation: Rotation, *, start: datetime = GAP_REFERENCE, horizon: timedelta = GAP_HORIZON
+) -> RotationGaps:
+    """The shortest and the longest gap between consecutive rotations, in real (UTC) time.
+
+    ``every``: ``every`` both. ``schedule``: over the fire times (module docstring: DST, repeated
+    wall times dropped) on the days from ``start``'s (in the schedule's zone) for ``horizon``, up to
+    the first fire after that, so every gap of a schedule that repeats within a leap-year cycle is
+    seen with the defaults. A schedule that never fires or uses random fields raises
+    :class:`SpecError`.
+    """
+    if rotation.every is not None:
+        return RotationGaps(rotation.every, rotation.every)
+    return _schedule_gaps(_schedule(rotation), rotation.time_zone, _utc(start, "start"), horizon)
+
+
+def validate_rotation(rotation: Rotation) -> RotationGaps:
+    """:func:`rotation_gaps`, after checking that the grace period is shorter than the shortest gap.
+
+    A superseded credential lives for the grace period after its successor is delivered; if the
+    next rotation can come sooner, two superseded credentials are alive at once. Raises
+    :class:`SpecError` for ``spec.rotation.gracePeriod`` (or ``spec.rotation.schedule``).
+    """
+    gaps = rotation_gaps(rotation)
+    if rotation.grace_period >= gaps.shortest:
+        what = "every" if rotation.every is not None else "the shortest gap between two scheduled rotations"
+        raise SpecError(
+            _GRACE_FIELD,
+            f"must be shorter than {what} ({format_duration(gaps.shortest)}); "
+            f"it is {format_duration(rotation.grace_period)}",
+        )
+    return gaps
+
+
 def revoke_at(now: datetime, grace: timedelta) -> datetime:
     """When a superseded credential is revoked: ``now + grace`` (UTC)."""
     return _utc(now, "now") + grace
@@ -262,3 +337,85 @@ def _shortest_wall_gap(schedule: str) -> timedelta:
     cron = _cron(schedule, _SPREAD_REFERENCE)
     fires = [_next_fire(cron, schedule) for _ in range(_SPREAD_SAMPLES)]
     return min(later - earlier for earlier, later in pairwise(fires))
+
+
+# --- gaps of a schedule -------------------------------------------------------------------------
+#
+# Walking every fire time of four years is too slow for schedules that fire every minute, so the
+# walk goes by day: a schedule fires at the same wall-clock times on every day it matches. On a day
+# with no UTC-offset change near it, those times exist once each and the gaps between them are the
+# wall-clock gaps; only the gap from one matching day to the next needs real instants. Days with
+# an offset change near them ("affected") take their fire times from ``_fires_after`` one by one,
+# so DST handling is exactly the one rotations use.
+
+
+def _fields(schedule: str) -> list[str]:
+    text = schedule.strip().lower()
+    return _MACROS.get(text, text).split()
+
+
+def _times_of_day(cron: croniter[datetime]) -> list[int]:
+    """The minutes after midnight at which the schedule fires on a day it matches, ascending."""
+    minutes = range(60) if cron.expanded[0] == ["*"] else [int(m) for m in cron.expanded[0]]
+    hours = range(24) if cron.expanded[_HOUR] == ["*"] else [int(h) for h in cron.expanded[_HOUR]]
+    return sorted(h * 60 + m for h in hours for m in minutes)
+
+
+def _matching_days(schedule: str, first: date, last: date) -> list[date]:
+    """Days from ``first`` to ``last`` the schedule fires on, plus the first such day after ``last``."""
+    day_expression = " ".join(["0", "0", *_fields(schedule)[2:]])
+    cron = _cron(day_expression, datetime.combine(first - timedelta(days=1), time()))
+    days: list[date] = []
+    while not days or days[-1] <= last:
+        days.append(_next_fire(cron, schedule).date())
+    return days
+
+
+def _instant(day: date, minute: int, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
+
+
+def _affected(day: date, zone: tzinfo) -> bool:
+    """Whether the zone's UTC offset changes on ``day`` or within ``_DST_MARGIN`` of it."""
+    before = _instant(day, 0, zone) - _DST_MARGIN
+    after = _instant(day + timedelta(days=1), 0, zone) + _DST_MARGIN
+    return before.astimezone(zone).utcoffset() != after.astimezone(zone).utcoffset()
+
+
+@lru_cache(maxsize=256)
+def _schedule_gaps(schedule: str, time_zone: str | None, start: datetime, horizon: timedelta) -> RotationGaps:
+    zone: tzinfo = UTC if time_zone is None else ZoneInfo(time_zone)
+    local = start.astimezone(zone)
+    times = _times_of_day(_cron(schedule, local))
+    days = _matching_days(schedule, local.date(), (local + horizon).date())
+    wall = [timedelta(minutes=b - a) for a, b in pairwise(times)]
+    gaps: list[timedelta] = [min(wall), max(wall)] if wall else []
+    previous: datetime | None = None
+    index = 0
+    while index < len(days):
+        day = days[index]
+        if not _affected(day, zone):
+            first = _instant(day, times[0], zone)
+            if previous is not None:
+                gaps.append(first - previous)
+            previous = _instant(day, times[-1], zone)
+            index += 1
+            continue
+        end_index = index
+        while end_index < len(days) and _affected(days[end_index], zone):
+            end_index += 1
+        if end_index < len(days):
+            end = _instant(days[end_index], times[0], zone)
+        else:
+            end = _instant(days[-1] + timedelta(days=1), 0, zone) + _DST_MARGIN
+        begin = previous if previous is not None else _instant(day, 0, zone) - _DST_MARGIN
+        for fire in _fires_after(schedule, zone, begin):
+            if previous is not None and fire > previous:
+                gaps.append(fire - previous)
+            if fire >= end:
+                break
+            previous = fire
+        index = end_index
+    if not gaps:
+        raise SpecError(_SCHEDULE_FIELD, f"{schedule!r} fires too rarely to measure its gaps")
+    return RotationGaps(min(gaps), max(gaps))
