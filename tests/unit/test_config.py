@@ -4,6 +4,8 @@ global rotation floor and verification attempts, parsed by ``openai-operator run
 from __future__ import annotations
 
 import secrets
+import sys
+import types
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +14,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import openai_operator.handlers.lifecycle as lifecycle
 import openai_operator.logging as oplogging
 from openai_operator.cli import main
 from openai_operator.config import (
@@ -43,9 +44,16 @@ def _forget() -> Iterator[None]:
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """What ``run`` would hand to the operator (run_operator and logging setup replaced)."""
+    """What ``run`` would hand to the operator (run_operator and logging setup replaced).
+
+    ``handlers.lifecycle`` is replaced by a stand-in module, so Kopf is never imported here (importing
+    it installs Kopf's own handlers on its loggers, which other unit tests would then trip over).
+    """
     calls: list[Any] = []
-    monkeypatch.setattr(lifecycle, "run_operator", lambda config, options: calls.append((config, options)))
+    fake = types.ModuleType("openai_operator.handlers.lifecycle")
+    fake.RunOptions = lambda **options: options  # type: ignore[attr-defined]
+    fake.run_operator = lambda config, options: calls.append((config, options))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "openai_operator.handlers.lifecycle", fake)
     monkeypatch.setattr(oplogging, "configure_logging", lambda *a, **k: None)
     return calls
 
