@@ -21,7 +21,7 @@ from openai_operator.config import OperatorConfig
 from openai_operator.k8s.objects import ObjectClient
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.openai import AdminClient, new_http_client
-from openai_operator.stores.vault import build_vault_client
+from openai_operator.stores.vault import VaultClientCache
 
 if TYPE_CHECKING:
     from openai_operator.operations.inventory import InventorySnapshot
@@ -72,12 +72,17 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
     admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
                         observer=metrics.observe_admin_request)
     api_client = await asyncio.to_thread(_kubernetes_api_client)
+    # --- vault factory (h2-corners): one cached, renewed client; its login token is revoked on close ---
+    vault_cache: VaultClientCache | None = None
     vault_factory: Callable[[], hvac.Client] | None = None
     if config.vault_addr:
-        address, token, role = config.vault_addr, config.vault_token, config.vault_kubernetes_role
-
-        def vault_factory() -> hvac.Client:
-            return build_vault_client(address, token=token.reveal() if token else None, kubernetes_role=role)
+        vault_cache = VaultClientCache(
+            config.vault_addr,
+            token=config.vault_token.reveal() if config.vault_token else None,
+            kubernetes_role=config.vault_kubernetes_role,
+        )
+        vault_factory = vault_cache
+    # --- end vault factory ---
 
     deps = Deps(
         config=config,
@@ -89,4 +94,6 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         vault_client_factory=vault_factory,
     )
     deps._closers.extend([http.aclose, api_client.close])
+    if vault_cache is not None:  # h2-corners: closed first (closers run in reverse): revokes its token
+        deps._closers.append(vault_cache.aclose)
     return deps
