@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -14,6 +15,11 @@ from typing import Any
 import httpx
 
 from openai_operator.devstack.processes import ManagedProcess, free_port
+
+SESSION_FINGERPRINT_KEY = secrets.token_urlsafe(48)
+"""The fingerprint HMAC key of every operator this test process starts: random per session, like the
+chart's per-install Secret, and the same across restarts (another key would make every destination
+look drifted). An ``OperatorProcess`` env that sets ``OPENAI_OPERATOR_FINGERPRINT_KEY`` wins."""
 
 
 @dataclass
@@ -84,7 +90,7 @@ class OperatorProcess:
                   "--log-format=json",
                   f"--metrics-port={self.metrics_port}", f"--health-port={self.health_port}", *self.extra_args],
             log_path=self.log_path,
-            env=self.env,
+            env={"OPENAI_OPERATOR_FINGERPRINT_KEY": SESSION_FINGERPRINT_KEY, **self.env},
         )
         self.process.start()
 

@@ -38,6 +38,17 @@ class _Duration(click.ParamType):  # type: ignore[type-arg]
 DURATION = _Duration()
 
 
+def _instance_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from openai_operator.config import ConfigError, validate_instance_id
+
+    if value is None or value == "":
+        return None
+    try:
+        return validate_instance_id(value)
+    except ConfigError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+
 def _env(name: str) -> str:
     return f"OPENAI_OPERATOR_{name}"
 
@@ -65,38 +76,72 @@ def _env(name: str) -> str:
               help="Vault paths of a key must stay under this prefix ({namespace} is the key's namespace).")
 @click.option("--delivered-base-url", default=None, envvar=_env("DELIVERED_BASE_URL"),
               help="OPENAI_BASE_URL written to Secrets (default: the API base the operator uses).")
+@click.option("--fingerprint-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar=_env("FINGERPRINT_KEY_FILE"),
+              help="File holding this install's random HMAC key for destination fingerprints (the chart mounts "
+                   "one). Alternatively put the key itself in OPENAI_OPERATOR_FINGERPRINT_KEY. Required.")
+@click.option("--instance-id", default=None, envvar=_env("INSTANCE_ID"), callback=_instance_id,
+              help="This install's id in service-account names, [a-z0-9]{1,12} (default: derived from the cluster).")
+@click.option("--min-rotation-interval", type=DURATION, default="5m", envvar=_env("MIN_ROTATION_INTERVAL"),
+              help="Global floor on rotation frequency: no key rotates on schedule more often (0s: no floor).")
+@click.option("--verify-attempts", type=click.IntRange(min=1), default=3, envvar=_env("VERIFY_ATTEMPTS"),
+              help="Verification attempts of a new key within one pass before the issue is retried later.")
 def run(
     namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
     metrics_port: int, health_port: int, key_resync_interval: timedelta, project_resync_interval: timedelta,
     inventory_interval: timedelta, vault_path_prefix: str, delivered_base_url: str | None,
+    fingerprint_key_file: Path | None, instance_id: str | None, min_rotation_interval: timedelta,
+    verify_attempts: int,
 ) -> None:
-    """Run the operator. The admin key comes from OPENAI_ADMIN_KEY, the API base from OPENAI_BASE_URL."""
+    """Run the operator. The admin key comes from OPENAI_ADMIN_KEY, the API base from OPENAI_BASE_URL,
+    the fingerprint key from --fingerprint-key-file or OPENAI_OPERATOR_FINGERPRINT_KEY."""
     import os
 
-    from openai_operator.config import DEFAULT_BASE_URL, OperatorConfig
+    from openai_operator.config import (
+        DEFAULT_BASE_URL,
+        FINGERPRINT_KEY_ENV,
+        ConfigError,
+        OperatorConfig,
+        load_fingerprint_key,
+    )
     from openai_operator.handlers.lifecycle import RunOptions, run_operator
     from openai_operator.logging import configure_logging
+    from openai_operator.redaction import register_secret
     from openai_operator.secretvalue import SecretValue
 
     admin_key = os.environ.get("OPENAI_ADMIN_KEY")
     if not admin_key:
         raise click.ClickException("OPENAI_ADMIN_KEY is not set: the operator needs an OpenAI admin key")
     vault_token = os.environ.get("VAULT_TOKEN")
-    config = OperatorConfig(
-        admin_key=SecretValue(admin_key),
-        base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
-        delivered_base_url=delivered_base_url,
-        key_resync_interval=key_resync_interval,
-        project_resync_interval=project_resync_interval,
-        inventory_interval=inventory_interval,
-        clusterwide=not namespaces,
-        vault_path_prefix=vault_path_prefix,
-        vault_addr=os.environ.get("VAULT_ADDR"),
-        vault_token=SecretValue(vault_token) if vault_token else None,
-        vault_kubernetes_role=os.environ.get(_env("VAULT_KUBERNETES_ROLE")),
-        metrics_port=metrics_port or None,
-        log_format=log_format,
-    )
+    env_fingerprint_key = os.environ.get(FINGERPRINT_KEY_ENV)
+    try:
+        fingerprint_key = load_fingerprint_key(
+            fingerprint_key_file, SecretValue(env_fingerprint_key) if env_fingerprint_key else None
+        )
+        config = OperatorConfig(
+            admin_key=SecretValue(admin_key),
+            base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+            delivered_base_url=delivered_base_url,
+            key_resync_interval=key_resync_interval,
+            project_resync_interval=project_resync_interval,
+            inventory_interval=inventory_interval,
+            clusterwide=not namespaces,
+            vault_path_prefix=vault_path_prefix,
+            vault_addr=os.environ.get("VAULT_ADDR"),
+            vault_token=SecretValue(vault_token) if vault_token else None,
+            vault_kubernetes_role=os.environ.get(_env("VAULT_KUBERNETES_ROLE")),
+            fingerprint_key=fingerprint_key,
+            metrics_port=metrics_port or None,
+            log_format=log_format,
+            instance_id=instance_id,
+            min_rotation_interval=min_rotation_interval,
+            verify_attempts=verify_attempts,
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    # Whatever their shape, the credentials the operator was started with never reach a log or Event.
+    for secret in (admin_key, vault_token, fingerprint_key):
+        register_secret(secret)
     configure_logging("json" if log_format == "json" else "console", level=log_level.upper(), exclusive=True)
     run_operator(
         config,

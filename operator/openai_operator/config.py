@@ -4,20 +4,94 @@ Every setting is a flag of ``run`` and the same name as an environment variable 
 ``OPENAI_OPERATOR_`` (``--key-resync-interval`` is ``OPENAI_OPERATOR_KEY_RESYNC_INTERVAL``). The
 admin key and the API base come from ``OPENAI_ADMIN_KEY`` and ``OPENAI_BASE_URL``, never from a
 tenant's object. Durations use the same Go syntax as the CRDs (``90s``, ``5m``, ``1h30m``).
+
+The fingerprint HMAC key (:attr:`OperatorConfig.fingerprint_key`) is a random per-install secret,
+never a constant: ``--fingerprint-key-file`` (``OPENAI_OPERATOR_FINGERPRINT_KEY_FILE``) names a file
+holding it (the Helm chart creates a Secret with a random value and mounts it there), or
+``OPENAI_OPERATOR_FINGERPRINT_KEY`` holds it directly (read as a
+:class:`~openai_operator.secretvalue.SecretValue`, never logged, and registered with the redactor).
+The file wins when both are set. Without either the operator refuses to start; there is no
+fallback value. See :func:`load_fingerprint_key`.
+
+The key must stay the same across restarts and upgrades: status records
+``HMAC(key, delivered value)`` for every destination, and a different key makes every recorded
+fingerprint look like drift, which rotates every key once.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
+from typing import Final
 
 from openai_operator.openai.client import DEFAULT_BASE_URL
 from openai_operator.secretvalue import SecretValue
 
-__all__ = ["DEFAULT_BASE_URL", "OperatorConfig"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FINGERPRINT_KEY_ENV",
+    "FINGERPRINT_KEY_FILE_ENV",
+    "INSTANCE_ID_PATTERN",
+    "MIN_FINGERPRINT_KEY_LENGTH",
+    "ConfigError",
+    "OperatorConfig",
+    "load_fingerprint_key",
+    "validate_instance_id",
+]
 
-DEFAULT_VAULT_PATH_PREFIX = "openai/{namespace}/"
-DEFAULT_FINGERPRINT_KEY = b"openai-operator/destination-fingerprint/v1"
+DEFAULT_VAULT_PATH_PREFIX: Final = "openai/{namespace}/"
+FINGERPRINT_KEY_ENV: Final = "OPENAI_OPERATOR_FINGERPRINT_KEY"
+FINGERPRINT_KEY_FILE_ENV: Final = "OPENAI_OPERATOR_FINGERPRINT_KEY_FILE"
+MIN_FINGERPRINT_KEY_LENGTH: Final = 32
+"""Characters (bytes once encoded) a fingerprint key needs at least; the chart makes 64."""
+INSTANCE_ID_PATTERN: Final = re.compile(r"[a-z0-9]{1,12}")
+"""What ``--instance-id`` may be: it is part of every service-account name the operator creates."""
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def validate_instance_id(value: str) -> str:
+    """Return ``value`` if it is a valid instance id (``[a-z0-9]{1,12}``), else raise :class:`ConfigError`."""
+    if not INSTANCE_ID_PATTERN.fullmatch(value):
+        raise ConfigError(
+            f"instance id {value!r} must be 1 to 12 lower-case letters or digits ([a-z0-9]{{1,12}})"
+        )
+    return value
+
+
+def load_fingerprint_key(file: str | Path | None, env_value: SecretValue | None) -> bytes:
+    """The fingerprint HMAC key from ``file`` (trailing whitespace stripped), else from ``env_value``.
+
+    Raises :class:`ConfigError` when neither is given, the file cannot be read, or the key is shorter
+    than :data:`MIN_FINGERPRINT_KEY_LENGTH`. Messages name the setting, never the value.
+    """
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the fingerprint key file {file} ({type(exc).__name__})") from None
+        source = f"the fingerprint key file {file}"
+    elif env_value is not None and env_value.reveal().strip():
+        text = env_value.reveal().strip()
+        source = FINGERPRINT_KEY_ENV
+    else:
+        raise ConfigError(
+            "no fingerprint key: set --fingerprint-key-file (env "
+            f"{FINGERPRINT_KEY_FILE_ENV}) or {FINGERPRINT_KEY_ENV} to a random value of at least "
+            f"{MIN_FINGERPRINT_KEY_LENGTH} characters that stays the same across restarts "
+            "(the Helm chart creates and mounts one); e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    key = text.encode()
+    if len(key) < MIN_FINGERPRINT_KEY_LENGTH:
+        raise ConfigError(
+            f"the fingerprint key from {source} is {len(key)} bytes; it needs at least {MIN_FINGERPRINT_KEY_LENGTH}"
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -44,11 +118,33 @@ class OperatorConfig:
     vault_addr: str | None = None
     vault_token: SecretValue | None = None
     vault_kubernetes_role: str | None = None
-    fingerprint_key: bytes = field(default=DEFAULT_FINGERPRINT_KEY, repr=False)
-    """HMAC key of destination fingerprints. Keys are long random strings, so the fingerprint does
-    not weaken them; a private value here only stops anyone from confirming a guessed key."""
+    fingerprint_key: bytes = field(default=b"", repr=False)
+    """HMAC key of destination fingerprints: the per-install random value from
+    :func:`load_fingerprint_key`. Required (empty is refused); there is no default value. Keys are
+    long random strings, so the fingerprint does not weaken them; a private value here stops anyone
+    from confirming a guessed key against a fingerprint copied out of status."""
     metrics_port: int | None = 8080
     log_format: str = "json"
+    instance_id: str | None = None
+    """This installation's id (``[a-z0-9]{1,12}``), part of every service-account name it creates
+    (``k8s.<instanceId>.<namespace>.<name>.r<N>``) so two clusters sharing an OpenAI project never
+    touch each other's accounts. ``None``: derived from the cluster (the kube-system namespace's uid)."""
+    min_rotation_interval: timedelta = timedelta(minutes=5)
+    """The global floor on rotation frequency: no key rotates on a schedule more often than this,
+    whatever its spec or project policy says. ``0`` disables the floor (tests)."""
+    verify_attempts: int = 3
+    """How many times a new key is verified (``GET /v1/models``) within one pass before the issue is
+    given up for this pass (transient failures only)."""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint_key:
+            raise ConfigError("fingerprint_key must be set (see load_fingerprint_key); there is no default")
+        if self.instance_id is not None:
+            validate_instance_id(self.instance_id)
+        if self.min_rotation_interval < timedelta(0):
+            raise ConfigError("min_rotation_interval must not be negative")
+        if self.verify_attempts < 1:
+            raise ConfigError("verify_attempts must be at least 1")
 
     @property
     def secret_base_url(self) -> str:

@@ -22,7 +22,7 @@ from openai_operator.metrics import OperatorMetrics
 from openai_operator.model.naming import INSTANCE_ID_PATTERN
 from openai_operator.openai import AdminClient, new_http_client
 from openai_operator.reconcile.quota import QuotaLedger
-from openai_operator.stores.vault import build_vault_client
+from openai_operator.stores.vault import VaultClientCache
 
 
 def utc_now() -> datetime:
@@ -80,15 +80,19 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
     admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
                         observer=metrics.observe_admin_request)
     api_client = await asyncio.to_thread(_kubernetes_api_client)
+    # One cached, renewed Vault client; its login token is revoked on close.
+    vault_cache: VaultClientCache | None = None
     vault_factory: Callable[[], hvac.Client] | None = None
     if config.vault_addr:
-        address, token, role = config.vault_addr, config.vault_token, config.vault_kubernetes_role
-
-        def vault_factory() -> hvac.Client:
-            return build_vault_client(address, token=token.reveal() if token else None, kubernetes_role=role)
+        vault_cache = VaultClientCache(
+            config.vault_addr,
+            token=config.vault_token.reveal() if config.vault_token else None,
+            kubernetes_role=config.vault_kubernetes_role,
+        )
+        vault_factory = vault_cache
 
     core = CoreV1Api(api_client)
-    configured: str | None = getattr(config, "instance_id", None)
+    configured = config.instance_id
     instance_id = configured if configured else await asyncio.to_thread(_cluster_instance_id, core)
     if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
         raise ValueError(f"instance id {instance_id!r} must match {INSTANCE_ID_PATTERN.pattern}")
@@ -103,4 +107,6 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         instance_id=instance_id,
     )
     deps._closers.extend([http.aclose, api_client.close])
+    if vault_cache is not None:  # closed first (closers run in reverse): revokes its token
+        deps._closers.append(vault_cache.aclose)
     return deps

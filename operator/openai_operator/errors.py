@@ -13,13 +13,14 @@ exceptions; ``handlers`` maps them to Kopf in exactly one place and sets the mat
     └── PolicyError                   the project's key policy refuses this key; a state, re-checked
                                       when the project, the namespace or the key changes
 
-Messages must never carry key material. As a backstop every message is scrubbed of anything shaped
-like an OpenAI key before it is stored, because messages end up in conditions, Events and logs.
+Messages must never carry key material. As a backstop every message goes through the one redactor
+(:func:`openai_operator.redaction.redact`, also available here as :func:`scrub`) before it is
+stored, because messages end up in conditions, Events and logs; ids stay readable.
 """
 
 from __future__ import annotations
 
-import re
+from openai_operator.redaction import redact
 
 __all__ = [
     "ConflictError",
@@ -33,12 +34,8 @@ __all__ = [
     "scrub",
 ]
 
-_KEY_SHAPED = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
-
-
-def scrub(text: str) -> str:
-    """Replace anything shaped like an OpenAI key (``sk-...``) with a fixed marker."""
-    return _KEY_SHAPED.sub("sk-[REDACTED]", text)
+scrub = redact
+"""The one redactor under its historical name: :func:`openai_operator.redaction.redact`."""
 
 
 class OperatorError(Exception):

@@ -1,4 +1,4 @@
-"""Structured logging for the operator, with redaction of anything that looks like a credential.
+"""Structured logging for the operator, passed through the one redactor.
 
 One pipeline for everything: our own code logs through structlog, while Kopf, httpx, hvac and the
 kubernetes client log through the standard library. :func:`configure_logging` routes stdlib records
@@ -6,28 +6,20 @@ through the same processors (structlog's ``ProcessorFormatter``), so every line,
 is rendered the same way (JSON by default, a console renderer for humans) and, above all, passes
 through :func:`redaction_processor` last before rendering.
 
-What is redacted (see :func:`redact` and :func:`redact_value`):
-
-* in every string, anywhere in the event (nested dicts, lists, tuples, exception text):
-  OpenAI keys (``sk-…``, ``sk-proj-…``, ``sk-svcacct-…``, ``sk-admin-…``), ``Bearer``/``Basic``
-  credentials, JWTs (Kubernetes service-account tokens), Vault/OpenBao tokens, ``token=…``-style
-  assignments, and long mixed-case alphanumeric runs (a base64'd key in a Secret's data, a key of
-  an unknown format);
-* the whole value of any field whose *name* looks secret: containing ``key`` (but not the known-safe
-  id fields such as ``key_id``, ``keyId``, ``api_key_id`` or ``redacted_value``), ``token``,
-  ``secret``, ``password``, ``credential``, or named ``authorization``, ``cookie`` or ``value``.
-  Numbers, booleans and ``None`` under such names are kept (``max_tokens_per_1_minute=1000`` is not
-  a secret, and a count is useful); strings, bytes and containers are replaced.
-
-Redaction is a safety net, not the main defence: key material is carried in
-:class:`~openai_operator.secretvalue.SecretValue`, and code never logs request or response bodies.
+The text rules are :func:`openai_operator.redaction.redact` (re-exported here as :func:`redact`),
+the same function that cleans Event, condition and error messages: key material goes, ids stay.
+It is applied to every string anywhere in the event (nested dicts, lists, tuples, exception text).
+The one rule only structured data can have is by field *name* (:func:`is_secret_field`): the whole
+value of a field whose name looks secret is hidden, containing ``key`` (but not the known-safe id
+fields such as ``key_id``, ``keyId``, ``api_key_id`` or ``redacted_value``), ``token``, ``secret``,
+``password``, ``credential``, or named ``authorization``, ``cookie`` or ``value``. Numbers, booleans
+and ``None`` under such names are kept (``max_tokens_per_1_minute=1000`` is not a secret).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import re
 import sys
 import traceback
 from collections.abc import Mapping
@@ -37,6 +29,7 @@ from typing import Final, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
+from openai_operator.redaction import REDACTED, redact
 from openai_operator.secretvalue import SecretValue
 
 __all__ = [
@@ -50,32 +43,7 @@ __all__ = [
     "redaction_processor",
 ]
 
-REDACTED: Final = "[REDACTED]"
-
 LogFormat = Literal["json", "console"]
-
-# An OpenAI key: "sk-" then at least 8 key characters. Redacted forms ("sk-proj-****…abcd",
-# "sk-abc...def") stop matching at the first "*" or "." before 8 characters, so the public
-# redacted_value shape survives. The known prefix is kept so a reader can tell which kind of key
-# was involved.
-_OPENAI_KEY = re.compile(
-    r"(?<![A-Za-z0-9_])(?P<prefix>sk-(?:proj-|svcacct-|admin-|None-)?)[A-Za-z0-9_\-]{8,}"
-)
-_AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>bearer|basic)(?P<sep>\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=\-]+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
-# Vault / OpenBao tokens: hvs./hvb./hvr. (Vault >= 1.10), s./b./r. (older Vault, OpenBao).
-_VAULT_TOKEN = re.compile(r"(?<![A-Za-z0-9_.])(?:hv[sbr]|[sbr])\.[A-Za-z0-9_\-]{20,}")
-_ASSIGNMENT = re.compile(
-    r"(?i)(?<![A-Za-z0-9_])(?P<name>api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|token"
-    r"|client[_-]?secret|secret[_-]?key|password|passwd|authorization)"
-    r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED\]|bearer\b|basic\b)[^\s\"'&,;]+"
-)
-# Long runs of token characters (URL-safe/base62 tokens, and standard base64 such as a key in a
-# Secret's data); only replaced when they mix upper case, lower case and digits, which random
-# material does and paths, names, words and hex digests do not. "/" is only part of the base64 run
-# (which excludes "_"), so API paths with ids ("/projects/proj_7Qx/service_accounts") survive.
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-]{32,}")
-_BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 
 _SAFE_FIELD_SUFFIXES: Final = ("keyid", "keyids")
 _SAFE_FIELD_PREFIXES: Final = ("redacted",)
@@ -88,28 +56,6 @@ _SECRET_FIELDS: Final = frozenset({"authorization", "cookie", "setcookie", "valu
 # the console exception formatter, both of which redact their output).
 _PASSTHROUGH_FIELDS: Final = frozenset({"exc_info", "_record", "_from_structlog"})
 _MAX_DEPTH: Final = 8
-
-
-def _long_token(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text):
-        return REDACTED
-    return text
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with every credential-shaped substring replaced by ``[REDACTED]``.
-
-    Use it on anything that leaves the process and might echo a value: Kubernetes Event messages,
-    exception messages built from API responses, condition messages.
-    """
-    text = _AUTH_SCHEME.sub(lambda m: m.group("scheme") + m.group("sep") + REDACTED, text)
-    text = _OPENAI_KEY.sub(lambda m: m.group("prefix") + REDACTED, text)
-    text = _JWT.sub(REDACTED, text)
-    text = _VAULT_TOKEN.sub(REDACTED, text)
-    text = _ASSIGNMENT.sub(lambda m: m.group("name") + m.group("sep") + REDACTED, text)
-    text = _BASE64.sub(_long_token, text)
-    return _LONG_TOKEN.sub(_long_token, text)
 
 
 def _normalise(name: str) -> str:

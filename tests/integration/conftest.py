@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Emulator, OperatorProcess
+from harness import SESSION_FINGERPRINT_KEY, Emulator, OperatorProcess
 from openai_operator.devstack.stack import Stack
 from scenario import apply, project_manifest
 from testbed import KubeCluster, Kubectl
@@ -36,15 +36,24 @@ def operator_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("operator-logs")
 
 
+@pytest.fixture(scope="session")
+def fingerprint_key() -> str:
+    """The session's fingerprint HMAC key (random per session, see ``harness.SESSION_FINGERPRINT_KEY``)."""
+    return SESSION_FINGERPRINT_KEY
+
+
 @pytest.fixture
 def operator_factory(
-    kube: KubeCluster, crds: list[str], emulator: Emulator, operator_logs: Path
+    kube: KubeCluster, crds: list[str], emulator: Emulator, operator_logs: Path, fingerprint_key: str
 ) -> Iterator[OperatorProcess]:
     """An operator that is not started yet (tests start, kill and restart it)."""
     env = {
         **kube.env,
         "OPENAI_BASE_URL": emulator.base_url,
         "OPENAI_ADMIN_KEY": emulator.admin_key,
+        "OPENAI_OPERATOR_FINGERPRINT_KEY": fingerprint_key,
+        # The test bed rotates keys every few seconds; the production floor (5m) would forbid that.
+        "OPENAI_OPERATOR_MIN_ROTATION_INTERVAL": "0s",
         "OPENAI_OPERATOR_KEY_RESYNC_INTERVAL": "2s",
         "OPENAI_OPERATOR_PROJECT_RESYNC_INTERVAL": "5s",
         "OPENAI_OPERATOR_INVENTORY_INTERVAL": "3s",

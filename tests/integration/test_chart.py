@@ -13,6 +13,7 @@ random release name, and the chart puts it into every cluster-scoped name, so in
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -160,10 +161,11 @@ def test_default_rendering(offline_helm: Helm) -> None:
     docs = offline_helm.render()
     assert sorted(doc["kind"] for doc in docs) == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "ClusterKopfPeering",
-        "Service", "NetworkPolicy",
+        "Service", "NetworkPolicy", "Secret",
     ])
     names = {doc["kind"]: doc["metadata"]["name"] for doc in docs}
-    assert set(names.values()) == {"rel-openai-operator", "rel-openai-operator-metrics"}
+    assert set(names.values()) == {
+        "rel-openai-operator", "rel-openai-operator-metrics", "rel-openai-operator-fingerprint-key"}
     deployment = _one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
@@ -184,6 +186,19 @@ def test_default_rendering(offline_helm: Helm) -> None:
     assert env["OPENAI_OPERATOR_KEY_RESYNC_INTERVAL"] == "5m"
     assert "OPENAI_OPERATOR_PRIORITY" not in env
     assert "VAULT_ADDR" not in env
+    assert env["OPENAI_OPERATOR_FINGERPRINT_KEY_FILE"] == "/etc/openai-operator/fingerprint/fingerprint-key"
+    assert "OPENAI_OPERATOR_FINGERPRINT_KEY" not in env, "the key is mounted, never an env value"
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["fingerprint-key"] == (
+        "/etc/openai-operator/fingerprint")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["fingerprint-key"]["secret"]["secretName"] == "rel-openai-operator-fingerprint-key"
+    fingerprint_secret = _one(docs, "Secret")
+    assert fingerprint_secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    value = base64.b64decode(fingerprint_secret["data"]["fingerprint-key"]).decode()
+    assert len(value) == 64
+    assert value.isalnum()
+    again = _one(offline_helm.render(), "Secret")["data"]["fingerprint-key"]
+    assert again != fingerprint_secret["data"]["fingerprint-key"], "a random value per install"
     assert _rules(_one(docs, "ClusterRole")) == OPERATOR_RULES | {
         (*rule, "rel-openai-operator") for rule in PEERING_RULES
     }
@@ -202,6 +217,12 @@ def test_toggles(offline_helm: Helm) -> None:
     assert env["OPENAI_OPERATOR_VAULT_KUBERNETES_ROLE"] == "op"
     delegator = [b for b in _of(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == "system:auth-delegator"]
     assert [b["metadata"]["name"] for b in delegator] == ["rel-openai-operator-auth-delegator"]
+
+    docs = offline_helm.render("--set", "fingerprintKey.existingSecret=mine,fingerprintKey.key=hmac")
+    assert not _of(docs, "Secret"), "an existing fingerprint key Secret is used, none is created"
+    volume = {v["name"]: v for v in _one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}["fingerprint-key"]
+    assert volume["secret"]["secretName"] == "mine"
+    assert volume["secret"]["items"] == [{"key": "hmac", "path": "fingerprint-key"}]
 
     docs = offline_helm.render("--set", "metrics.enabled=false,vault.address=http://vault:8200")
     assert not _of(docs, "Service")
@@ -223,6 +244,8 @@ def test_toggles(offline_helm: Helm) -> None:
     [
         ("adminKey.value=sk-admin-literal", "additional properties 'value' not allowed"),
         ("adminKey.existingSecret=", "/adminKey/existingSecret"),
+        ("fingerprintKey.value=literal", "additional properties 'value' not allowed"),
+        ("fingerprintKey.existingSecret=Not_A_Name", "/fingerprintKey/existingSecret"),
         ("peering.priorityMode=fixed", "pauses all of them"),
         ("settings.keyResyncInterval=5 minutes", "/settings/keyResyncInterval"),
         ("settings.logFormat=text", "/settings/logFormat"),
@@ -235,7 +258,7 @@ def test_refuses_unsound_values(offline_helm: Helm, values: str, message: str) -
     assert message in result.stderr
 
 
-def test_random_priority_command_runs_the_operator_with_distinct_priorities(offline_helm: Helm) -> None:
+def test_random_priority_command_runs_the_operator_with_distinct_priorities(offline_helm: Helm, tmp_path: Path) -> None:
     """The Deployment's command, run with this interpreter: it reaches ``run`` with a fresh priority.
 
     ``run_operator`` is replaced by a print, so nothing connects anywhere; everything before it (the
@@ -250,7 +273,10 @@ def test_random_priority_command_runs_the_operator_with_distinct_priorities(offl
         f"exec(compile({code!r}, '<command>', 'exec'))\n"
     )
     env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
-    env |= {"OPENAI_ADMIN_KEY": "admin-key-for-the-probe", "PATH": str(Path(sys.executable).parent)}
+    key_file = tmp_path / "fingerprint-key"  # stands in for the mounted Secret
+    key_file.write_text(secrets.token_urlsafe(48))
+    env |= {"OPENAI_ADMIN_KEY": "admin-key-for-the-probe", "PATH": str(Path(sys.executable).parent),
+            "OPENAI_OPERATOR_FINGERPRINT_KEY_FILE": str(key_file)}
     runs = [
         subprocess.run([sys.executable, "-c", probe, "--log-format", "console"],
                        env=env, capture_output=True, text=True, timeout=60, check=True).stdout.split()
@@ -313,6 +339,21 @@ def test_install_creates_the_release_objects(installed: Release, kubectl: Kubect
     for crd in CRD_NAMES:
         conditions = {c["type"]: c["status"] for c in _get(kubectl, "crd", crd)["status"]["conditions"]}
         assert conditions["Established"] == "True", crd
+
+
+def test_fingerprint_key_is_random_and_survives_an_upgrade(installed: Release, helm: Helm, kubectl: Kubectl) -> None:
+    """The chart's Secret holds a random 64-character key; ``helm upgrade`` finds it (lookup) and keeps it."""
+    name = f"{installed.fullname}-fingerprint-key"
+
+    def value() -> str:
+        data: str = _get(kubectl, "secret", name, "-n", installed.namespace)["data"]["fingerprint-key"]
+        return base64.b64decode(data).decode()
+
+    before = value()
+    assert len(before) == 64
+    assert before.isalnum()
+    helm("upgrade", installed.name, str(CHART), "--namespace", installed.namespace, "--set", "replicas=2")
+    assert value() == before
 
 
 def test_pods_pass_restricted_pod_security(installed: Release, kubectl: Kubectl) -> None:
@@ -401,6 +442,9 @@ def test_uninstall_removes_the_release_objects(
     left = kubectl("get", *cluster_objects, "--ignore-not-found", "-o", "name").stdout
     left += kubectl("get", *namespaced, "-n", namespace, "--ignore-not-found", "-o", "name").stdout
     assert not left.strip(), f"left behind: {left}"
+    kept = f"secret/{release.fullname}-fingerprint-key"  # helm.sh/resource-policy: keep, on purpose
+    assert kubectl("get", kept, "-n", namespace, "-o", "name").stdout.strip() == kept
+    kubectl("delete", kept, "-n", namespace)
     assert helm("list", "--namespace", namespace, "--short").stdout.strip() == ""
     for crd in CRD_NAMES:  # CRDs are never removed with a release (Helm's rule, and other tests use them)
         _get(kubectl, "crd", crd)

@@ -1,4 +1,4 @@
-"""VaultStore and build_vault_client against a real OpenBao dev server (KV v2 at ``secret/``).
+"""VaultStore, build_vault_client and VaultClientCache against a real OpenBao dev server (KV v2 at ``secret/``).
 
 Each test writes under its own random path, so tests share the session's server without interfering.
 The Kubernetes-auth test also uses the real apiserver: OpenBao reviews the ServiceAccount token
@@ -7,8 +7,10 @@ through the apiserver's TokenReview API.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from openai_operator.errors import (
 from openai_operator.model.specs import VaultDestination
 from openai_operator.secretvalue import SecretValue, fingerprint
 from openai_operator.stores import KeyMaterial, Owner, VaultStore, build_vault_client
+from openai_operator.stores.vault import VaultClientCache
 
 if TYPE_CHECKING:
     from testbed import KubeCluster, Kubectl, VaultServer
@@ -391,3 +394,114 @@ async def test_kubernetes_auth_refuses_an_unbound_service_account(
     with pytest.raises(PermanentError, match=f"Kubernetes auth role '{role}'"):
         build_vault_client(vault.address, kubernetes_role=role, kubernetes_mount=mount,
                            service_account_token_path=token_path)
+
+
+# --- the client cache: one login, renewed, replaced after a revocation, revoked on close -----------
+
+
+def _login_tokens(raw: hvac.Client, mount: str) -> list[dict[str, Any]]:
+    """Every live token OpenBao minted through ``auth/<mount>/login`` (from the accessor list)."""
+    found = []
+    for accessor in raw.auth.token.list_accessors()["data"]["keys"]:
+        try:
+            data: dict[str, Any] = raw.auth.token.lookup_accessor(accessor)["data"]
+        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden):
+            continue  # revoked or expired between the list and the lookup
+        if data.get("path") == f"auth/{mount}/login":
+            found.append(data)
+    return found
+
+
+def _cache(vault: VaultServer, mount: str, role: str, token_path: Path) -> VaultClientCache:
+    return VaultClientCache(vault.address, kubernetes_role=role, kubernetes_mount=mount,
+                            service_account_token_path=token_path)
+
+
+async def test_client_cache_logs_in_once_and_close_revokes_its_token(
+    vault: VaultServer, kubectl: Kubectl, namespace: str, kubernetes_auth: tuple[str, str, str], tmp_path: Path,
+    raw: hvac.Client,
+) -> None:
+    """Sixty store operations, twenty of them at once, make exactly one login token; close revokes it.
+
+    With ``build_vault_client`` as the factory every operation logged in and left a token behind."""
+    mount, role, prefix = kubernetes_auth
+    cache = _cache(vault, mount, role, _token_file(kubectl, namespace, "app", tmp_path))
+    stores = [_store(cache, f"{prefix}app-{i}") for i in range(10)]
+    owner = _owner()
+    try:
+        await asyncio.gather(*(store.write(owner, _material()) for store in stores))
+        for store in stores:
+            await store.write(owner, _material(revision=2))
+            assert await store.observe(owner) is not None
+            await store.delete(owner)
+        await asyncio.gather(*(store.observe(owner) for store in stores))
+
+        assert cache.logins == 1
+        tokens = _login_tokens(raw, mount)
+        assert len(tokens) == 1, tokens
+        assert tokens[0]["meta"]["service_account_name"] == "app"
+    finally:
+        await cache.aclose()
+
+    assert _login_tokens(raw, mount) == []
+
+
+async def test_client_cache_renews_its_token_before_the_ttl_ends(
+    vault: VaultServer, kubectl: Kubectl, namespace: str, kubernetes_auth: tuple[str, str, str], tmp_path: Path,
+    raw: hvac.Client,
+) -> None:
+    """With a 3 s token TTL, operations over 5 s renew the one token instead of logging in again."""
+    mount, role, prefix = kubernetes_auth
+    raw.auth.kubernetes.create_role(
+        "short", bound_service_account_names=["app"], bound_service_account_namespaces=[namespace],
+        policies=[role], ttl="3s", max_ttl="1h", mount_point=mount,
+    )
+    cache = _cache(vault, mount, "short", _token_file(kubectl, namespace, "app", tmp_path))
+    store, owner = _store(cache, f"{prefix}renewed"), _owner()
+    try:
+        await store.write(owner, _material())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert await store.observe(owner) is not None
+            await asyncio.sleep(0.5)
+        assert (cache.logins, cache.renewals >= 2) == (1, True), (cache.logins, cache.renewals)
+        assert len(_login_tokens(raw, mount)) == 1
+    finally:
+        await cache.aclose()
+    assert _login_tokens(raw, mount) == []
+
+
+async def test_client_cache_logs_in_again_after_its_token_was_revoked(
+    vault: VaultServer, kubectl: Kubectl, namespace: str, kubernetes_auth: tuple[str, str, str], tmp_path: Path,
+    raw: hvac.Client,
+) -> None:
+    """A token revoked from outside makes the next operation's 403 a new login and a retry that
+    succeeds; a 403 from the policy (a path outside it) stays a PermanentError without a new login."""
+    mount, role, prefix = kubernetes_auth
+    cache = _cache(vault, mount, role, _token_file(kubectl, namespace, "app", tmp_path))
+    store, owner = _store(cache, f"{prefix}revoked"), _owner()
+    try:
+        await store.write(owner, _material())
+        (token,) = _login_tokens(raw, mount)
+        raw.auth.token.revoke_accessor(token["accessor"])
+
+        assert await store.observe(owner) is not None
+        assert cache.logins == 2
+        assert len(_login_tokens(raw, mount)) == 1
+
+        with pytest.raises(PermanentError, match="permission denied"):
+            await _store(cache, "openai/someone-else/chatbot").write(owner, _material())
+        assert cache.logins == 2
+    finally:
+        await cache.aclose()
+    assert _login_tokens(raw, mount) == []
+
+
+async def test_client_cache_with_a_static_token_never_revokes_it(vault: VaultServer, raw: hvac.Client) -> None:
+    """The token the operator was given belongs to whoever gave it: close leaves it valid."""
+    given = raw.auth.token.create(policies=["default"], ttl="10m")["auth"]["client_token"]
+    cache = VaultClientCache(vault.address, token=given)
+    assert cache() is cache()
+    await cache.aclose()
+    assert raw.auth.token.lookup(given)["data"]["ttl"] > 0
+    assert cache.logins == 0

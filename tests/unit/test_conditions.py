@@ -78,7 +78,7 @@ def test_set_condition_appends_a_missing_type() -> None:
     ("message", "expected"),
     [
         pytest.param(
-            "verify failed for sk-proj-abcdefghijkl1234", "verify failed for sk-[REDACTED]", id="keys are scrubbed"
+            "verify failed for sk-proj-abcdefghijkl1234", "verify failed for sk-proj-[REDACTED]", id="keys are scrubbed"
         ),
         pytest.param("x" * 40000, "x" * 32768, id="long messages are cut to the schema limit"),
         pytest.param("plain", "plain", id="ordinary messages pass"),

@@ -632,7 +632,7 @@ def test_spec_errors_never_echo_key_material() -> None:
     with pytest.raises(SpecError) as caught:
         parse_key_spec(key_spec(scopes=[pasted]), name="k")
     assert pasted not in str(caught.value)
-    assert "sk-[REDACTED]" in str(caught.value)
+    assert "sk-proj-[REDACTED]" in str(caught.value)
 
 
 class TestSecretMetadata:

@@ -57,3 +57,8 @@ app.kubernetes.io/part-of: openai-operator
 {{- define "openai-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/* The Secret holding the fingerprint HMAC key: the user's, or the one the chart creates. */}}
+{{- define "openai-operator.fingerprintKeySecret" -}}
+{{- .Values.fingerprintKey.existingSecret | default (printf "%s-fingerprint-key" (include "openai-operator.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}

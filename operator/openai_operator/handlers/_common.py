@@ -15,7 +15,7 @@ from typing import Any, cast
 import kopf
 
 from openai_operator.deps import Deps
-from openai_operator.logging import redact
+from openai_operator.redaction import redact
 from openai_operator.operations.outcome import Note, Outcome
 from openai_operator.reconcile.policy import ProjectView
 

@@ -98,7 +98,8 @@ def key_settings(deps: Deps) -> KeySettings:
         instance_id=deps.instance_id,
         key_expiry_margin=config.key_expiry_margin,
         default_key_lifetime=config.default_key_lifetime,
-        min_rotation_interval=getattr(config, "min_rotation_interval", None),
+        min_rotation_interval=config.min_rotation_interval or None,
+        verify_attempts=config.verify_attempts,
         vault_prefix=config.vault_path_prefix,
         resync_interval=config.key_resync_interval,
     )

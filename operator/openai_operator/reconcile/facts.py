@@ -67,6 +67,9 @@ class KeySettings:
     key_expiry_margin: timedelta = timedelta(days=7)
     default_key_lifetime: timedelta = timedelta(days=90)
     min_rotation_interval: timedelta | None = None
+    """The operator's floor on rotation frequency (``--min-rotation-interval``)."""
+    verify_attempts: int = 3
+    """How often a new key's verification is tried within one pass before the issue fails."""
     vault_prefix: str = "openai/{namespace}/"
     resync_interval: timedelta = timedelta(minutes=5)
 

@@ -366,7 +366,8 @@ def _plan_issue(
         status = status.with_condition(ConditionType.ROTATING, True, decision.reason, decision.message,
                                        facts.generation, facts.now)
     lifetime = key_lifetime(spec, facts)
-    actions: list[Action] = [Mint(pending, int(lifetime.total_seconds()), spec.scopes), Verify()]
+    actions: list[Action] = [Mint(pending, int(lifetime.total_seconds()), spec.scopes),
+                             Verify(facts.settings.verify_attempts)]
     actions.extend(Deliver(kind) for kind in destination_locations(spec))
     actions.append(Promote())
     return status, actions
