@@ -51,6 +51,7 @@ from scenario import (
     get,
     key_manifest,
     live_accounts_for,
+    operator_instance_id,
     project_manifest,
     secret_value,
     wait_ready,
@@ -383,7 +384,7 @@ def test_a_retained_credential_survives_the_orphan_sweep(
     owners = [r["uid"] for r in secret["metadata"].get("ownerReferences") or []]
     assert key["metadata"]["uid"] not in owners
     [account] = [a for a in emulator.project(project_id)["service_accounts"] if a["id"] == retained]
-    assert account["name"] == f"retained.{namespace}.kept.r1"
+    assert account["name"] == f"retained.{operator_instance_id(kubectl)}.{namespace}.kept.r1"
 
 
 # --- 4. sweeps and finalizers that could hit someone else's credential -----------------------------

@@ -15,9 +15,9 @@ from typing import Any, cast
 import kopf
 
 from openai_operator.deps import Deps
-from openai_operator.redaction import redact
 from openai_operator.operations.outcome import Note, Outcome
 from openai_operator.reconcile.policy import ProjectView
+from openai_operator.redaction import redact
 
 __all__ = ["kopf_fn", "one_pass", "post", "project_view"]
 

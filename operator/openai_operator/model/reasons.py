@@ -1,8 +1,7 @@
 """The reasons catalogue: every machine-readable ``reason`` the operator writes.
 
 Reasons appear in condition ``reason`` fields, in Events and in metrics labels, so they are
-CamelCase, stable, and defined only here. Grouped by where they are used; a reason may serve
-several conditions (``BudgetExceeded`` is both a Rotating trigger and a BudgetExceeded reason).
+CamelCase, stable, and defined only here, each with one meaning. Grouped by where they are used.
 """
 
 from __future__ import annotations
@@ -85,28 +84,12 @@ class Reason(StrEnum):
     """The recorded service account or key no longer exists in OpenAI."""
     DESTINATION_DRIFT = "DestinationDrift"
     """A destination no longer holds what was delivered (edited or deleted Secret, Vault path)."""
-    EXPIRING = "Expiring"
-    """The credential is near its ``expiresAt`` backstop and no rotation was scheduled before it."""
     SPEC_CHANGED = "SpecChanged"
     """A change (scopes, destinations) needs a new credential."""
-    BUDGET_PERIOD_RESET = "BudgetPeriodReset"
-    """A key revoked for its budget gets a fresh credential in the new period."""
     ROTATED = "Rotated"
     """Rotating=False: the last rotation finished; also the Event reason on promotion."""
-    NOT_DUE = "NotDue"
-    """Rotating=False: nothing to do until ``status.nextRotationAt``."""
-
-    # --- BudgetExceeded (both kinds) ------------------------------------------------------------
-    BUDGET_EXCEEDED = "BudgetExceeded"
-    """Spend this period reached the budget (also a Rotating/Revoke trigger for keys)."""
-    WITHIN_BUDGET = "WithinBudget"
-    """Spend this period is below the budget."""
-    SPEND_UNKNOWN = "SpendUnknown"
-    """Costs could not be read yet; not knowing is not the same as being within budget."""
 
     # --- Events only ----------------------------------------------------------------------------
-    BUDGET_THRESHOLD_REACHED = "BudgetThresholdReached"
-    """One of ``alertThresholds`` was crossed this period (fires once per threshold per period)."""
     ORPHAN_REVOKED = "OrphanRevoked"
     """An operator-named service account without an OpenAIKey was deleted by the inventory."""
     PREVIOUS_REVOKED = "PreviousRevoked"
@@ -116,7 +99,7 @@ class Reason(StrEnum):
     RESTART_FAILED = "RestartFailed"
     """A restart target could not be restarted (missing, forbidden); the credential is still live."""
 
-    # --- OpenAIKey Ready: key policy (issue 8) --------------------------------------------------
+    # --- OpenAIKey Ready: key policy ----------------------------------------------------------------
     ROTATION_INTERVAL_TOO_SHORT = "RotationIntervalTooShort"
     """The key rotates more often (``every``, or a schedule's shortest gap) than the project's
     ``keyPolicy.minRotationInterval`` or the operator's global minimum allows."""

@@ -109,13 +109,17 @@ def store_context(deps: Deps, namespace: str) -> StoreContext:
     return StoreContext(deps.core, deps.vault_client_factory, deps.config.fingerprint_key, namespace)
 
 
+class VerificationError(TransientError):
+    """The new key's verification kept failing for reasons that may pass (5xx, timeouts); it was deleted."""
+
+
 def failure_reason(error: OperatorError) -> str:
     """The Ready/Event reason for an error an issue step raised."""
     if isinstance(error, SpecError):
         return Reason.INVALID_SPEC
     if isinstance(error, DestinationConflictError):
         return Reason.DESTINATION_CONFLICT
-    if isinstance(error, KeyRejectedError):
+    if isinstance(error, KeyRejectedError | VerificationError):
         return Reason.VERIFICATION_FAILED
     if isinstance(error, TransientError):
         return Reason.ADMIN_API_UNAVAILABLE
@@ -350,10 +354,11 @@ class _Execution:
             try:
                 await self.deps.admin.verify_key(self.minted.value)
                 return
-            except TransientError:
+            except TransientError as error:
                 if attempt == action.attempts:
                     await self._abandon_mint()
-                    raise
+                    raise VerificationError(f"the new key could not be verified after {attempt} attempts: "
+                                            f"{error.message}") from None
                 await asyncio.sleep(min(2.0 ** (attempt - 1), 5.0))
             except OperatorError:
                 await self._abandon_mint()
