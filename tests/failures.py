@@ -347,8 +347,6 @@ def apiserver_metric(kubectl: Kubectl, name: str, **labels: str) -> float:
     return total
 
 
-def key_status(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
-    return get(kubectl, "openaikey", name, "-n", namespace).get("status", {})  # type: ignore[no-any-return]
 
 
 def wait_condition(kubectl: Kubectl, namespace: str | None, kind: str, name: str, type: str = "Ready", *,
@@ -367,16 +365,6 @@ def wait_condition(kubectl: Kubectl, namespace: str | None, kind: str, name: str
                     what=f"{kind} {name}: {type}={status or '*'} reason {reason or '*'}")
 
 
-def wait_revision(kubectl: Kubectl, namespace: str, name: str, above: int, timeout: float = 60) -> dict[str, Any]:
-    """Until a rotation past revision ``above`` is complete (promoted, Rotating not True, Ready)."""
-    def done() -> dict[str, Any] | None:
-        key = get(kubectl, "openaikey", name, "-n", namespace)
-        status = key.get("status", {})
-        if status.get("revision", 0) > above and condition(key, "Rotating").get("status") != "True" \
-                and condition(key).get("status") == "True":
-            return status  # type: ignore[no-any-return]
-        return None
-    return wait_for(done, timeout=timeout, what=f"{namespace}/{name} to rotate past r{above}")
 
 
 def events_for(kubectl: Kubectl, namespace: str, name: str, reason: str | None = None) -> list[dict[str, Any]]:

@@ -77,3 +77,17 @@ def operator_instance_id(kubectl: Kubectl) -> str:
     """The instance id the operator derives by default: 8 hex digits of the kube-system namespace uid."""
     uid = get(kubectl, "namespace", "kube-system")["metadata"]["uid"]
     return str(uid).replace("-", "")[:8]
+
+def key_status(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    return get(kubectl, "openaikey", name, "-n", namespace).get("status", {})  # type: ignore[no-any-return]
+
+def wait_revision(kubectl: Kubectl, namespace: str, name: str, above: int, timeout: float = 60) -> dict[str, Any]:
+    """Until a rotation past revision ``above`` is complete (promoted, Rotating not True, Ready)."""
+    def done() -> dict[str, Any] | None:
+        key = get(kubectl, "openaikey", name, "-n", namespace)
+        status = key.get("status", {})
+        if status.get("revision", 0) > above and condition(key, "Rotating").get("status") != "True" \
+                and condition(key).get("status") == "True":
+            return status  # type: ignore[no-any-return]
+        return None
+    return wait_for(done, timeout=timeout, what=f"{namespace}/{name} to rotate past r{above}")

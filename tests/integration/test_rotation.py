@@ -18,10 +18,12 @@ from scenario import (
     condition,
     get,
     key_manifest,
+    key_status,
     live_accounts_for,
     operator_instance_id,
     secret_value,
     wait_ready,
+    wait_revision,
 )
 from support import wait_for
 from testbed import KubeCluster, Kubectl
@@ -31,20 +33,8 @@ ROTATE = "openai.operator.dev/rotate"
 REVOKE = "openai.operator.dev/revoke"
 
 
-def key_status(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
-    return get(kubectl, "openaikey", name, "-n", namespace).get("status", {})  # type: ignore[no-any-return]
 
 
-def wait_revision(kubectl: Kubectl, namespace: str, name: str, above: int, timeout: float = 60) -> dict[str, Any]:
-    """Wait until a rotation past revision ``above`` is complete (promoted, Rotating False, Ready)."""
-    def done() -> dict[str, Any] | None:
-        key = get(kubectl, "openaikey", name, "-n", namespace)
-        status = key.get("status", {})
-        if status.get("revision", 0) > above and condition(key, "Rotating").get("status") != "True" \
-                and condition(key).get("status") == "True":
-            return status  # type: ignore[no-any-return]
-        return None
-    return wait_for(done, timeout=timeout, what=f"{namespace}/{name} to rotate past r{above}")
 
 
 def admin(emulator: Emulator, method: str, path: str, **kwargs: Any) -> httpx.Response:

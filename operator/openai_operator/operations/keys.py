@@ -308,15 +308,20 @@ class _Execution:
         except OperatorError as error:
             if not action.follow_up:
                 raise
-            self.follow_up_failed = True
-            message = f"could not revoke service account {action.service_account_id} yet: {error.message}"
-            self.status = follow_up_failed(self.status, self.facts, Reason.REVOCATION_FAILED, message)
-            self.deps.metrics.record_follow_up_failure("revoke")
-            self.outcome.note("Warning", Reason.REVOCATION_FAILED, message)
+            self._follow_up_failed("revoke", Reason.REVOCATION_FAILED,
+                                   f"could not revoke service account {action.service_account_id} yet: "
+                                   f"{error.message}")
             return
         self.status = revoked(self.status, action)
         if action.why == "current":
             await self.save()
+
+    def _follow_up_failed(self, action: str, reason: str, message: str) -> None:
+        """A follow-up failed: Degraded, a metric and an Event; the credential stays as it is."""
+        self.follow_up_failed = True
+        self.status = follow_up_failed(self.status, self.facts, reason, message)
+        self.deps.metrics.record_follow_up_failure(action)
+        self.outcome.note("Warning", reason, message)
 
     async def _mint(self, action: Mint) -> None:
         await self.save()  # the intent (status.pending) is on record before the account exists
@@ -410,11 +415,9 @@ class _Execution:
             result = await restart_targets(self.deps.apps, self.ref.namespace, spec.rotation.restart_targets,
                                            key_name=self.ref.name, revision=action.revision)
         except OperatorError as error:
-            self.follow_up_failed = True
-            message = f"could not restart the targets for credential r{action.revision}: {error.message}"
-            self.status = follow_up_failed(self.status, self.facts, Reason.RESTART_FAILED, message)
-            self.deps.metrics.record_follow_up_failure("restart")
-            self.outcome.note("Warning", Reason.RESTART_FAILED, message)
+            self._follow_up_failed("restart", Reason.RESTART_FAILED,
+                                   f"could not restart the targets for credential r{action.revision}: "
+                                   f"{error.message}")
             return
         if result.restarted:
             self.outcome.note("Normal", Reason.TARGETS_RESTARTED,
