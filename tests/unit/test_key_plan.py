@@ -284,3 +284,9 @@ def test_every_issue_ends_in_a_promotion_after_verification() -> None:
         assert order[-1] in ("Promote", "RestartTargets")
         assert order.index("Mint") < order.index("Verify") < order.index("Deliver") < order.index("Promote")
         assert isinstance(plan.actions[order.index("Verify")], Verify)
+
+
+def test_a_spec_edit_that_needs_no_new_credential_still_advances_observed_generation() -> None:
+    """Found by the chaos test: scopes or rotation edits left status.observedGeneration behind."""
+    plan = plan_key(key_facts(spec=key_spec(scopes=["api.model.read"]), generation=7))
+    assert plan.status.observed_generation == 7

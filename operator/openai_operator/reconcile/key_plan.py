@@ -242,6 +242,8 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
     if decision is not None or promote_pending:
         # After the issue the superseded credential's grace starts and the schedule restarts.
         requeue_at = _earliest(requeue_at, facts.now + grace_for(spec, _policy(facts)))
+    # This spec generation has been acted on (a later edit skips a failure's backoff).
+    status = replace(status, observed_generation=facts.generation)
     return KeyPlan(status, tuple(actions), tuple(notes), _requeue(facts, requeue_at), decision)
 
 
