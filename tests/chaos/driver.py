@@ -550,6 +550,7 @@ class ChaosRun:
         objects = {where: self._get_key(k) for where, k in live.items()}
         self._wait_orphans_gone(live, objects)
         state = self.emulator.state()
+        after = {where: self._get_key(k) for where, k in live.items()}  # credentials known on either side
         ours = set(self.project_ids.values())
         accounts = [(p["id"], a) for p in state["projects"] if p["id"] in ours for a in p["service_accounts"]]
         redacted_of = {a["id"]: {k["redacted_value"] for k in a["api_keys"]} for _, a in accounts}
@@ -566,10 +567,11 @@ class ChaosRun:
                 why = f"of deleted key {deleted[0]} (not revoked)" if deleted else "of no key"
                 self.problems.append(f"orphan service account {account['name']} ({account['id']}) {why}")
                 continue
-            key, obj = live[owners[0]], objects[owners[0]] or {}
-            status = obj.get("status", {})
-            known = {status.get("serviceAccountId"), (status.get("pending") or {}).get("serviceAccountId")}
-            known |= {p.get("serviceAccountId") for p in status.get("previous") or []}
+            key, known = live[owners[0]], set()
+            for obj in (objects[owners[0]], after[owners[0]]):
+                status = (obj or {}).get("status", {})
+                known |= {status.get("serviceAccountId"), (status.get("pending") or {}).get("serviceAccountId")}
+                known |= {p.get("serviceAccountId") for p in status.get("previous") or []}
             if account["id"] not in known:
                 self.problems.append(f"stray credential {account['name']} ({account['id']}) of {key.namespace}/"
                                      f"{key.name}: not its current, pending or previous one "
@@ -580,8 +582,17 @@ class ChaosRun:
         # Every live key: Ready, its current account exists, every destination holds its current key.
         for where, key in live.items():
             label = f"{key.namespace}/{key.name}"
-            obj = objects[where] or {}
+            obj = self._get_key(key)  # fresh: the destinations are compared with what status says now
             status = obj.get("status", {})
+            settled = (objects[where] or {}).get("status", {})
+            if status.get("revision") != settled.get("revision"):
+                rotating = _condition(obj, "Rotating")
+                self._flag(key, f"{label} rotated after settling, with no trigger: r{settled.get('revision')} -> "
+                                f"r{status.get('revision')} (Rotating {rotating.get('status')} "
+                                f"{rotating.get('reason')}: {rotating.get('message', '')[:160]})")
+                state = self.emulator.state()  # the new credential was minted after the first read
+                redacted_of |= {a["id"]: {k["redacted_value"] for k in a["api_keys"]}
+                                for p in state["projects"] if p["id"] in ours for a in p["service_accounts"]}
             if _condition(obj, "Ready").get("status") != "True":
                 self._flag(key, f"{label} is not Ready: {_condition(obj, 'Ready')}")
             generation, observed = obj.get("metadata", {}).get("generation"), status.get("observedGeneration")
