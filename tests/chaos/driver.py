@@ -512,9 +512,12 @@ class ChaosRun:
 
     def _unsettled(self) -> dict[str, str]:
         out: dict[str, str] = {}
+        listed: list[dict[str, Any]] = self.custom.list_cluster_custom_object(  # type: ignore[index]
+            GROUP, VERSION, "openaikeys")["items"]  # one read per poll
+        by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in listed}
         for key in self.keys.values():
             where = f"{key.namespace}/{key.name}"
-            obj = self._get_key(key)
+            obj = by_name.get((key.namespace, key.name), {})
             if key.deleted:
                 if obj:
                     out[where] = "deleted but still present (finalizer not done)"
