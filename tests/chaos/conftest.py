@@ -1,6 +1,10 @@
 """Fixtures of the chaos test: the operator fixtures of ``tests/integration`` (re-exported, not
-moved, so both folders share one definition), plus an OpenBao behind a TCP proxy that the test can
-cut. ``kube``, ``vault``, ``kubectl`` and ``crds`` come from ``tests/conftest.py``.
+moved), plus an OpenBao behind a TCP proxy that the test can cut. ``kube``, ``vault``, ``kubectl``
+and ``crds`` come from ``tests/conftest.py``.
+
+The re-export imports ``integration/conftest.py`` a second time under another module name, so in a
+session that runs both folders the chaos test gets its own instances of the session fixtures (its
+own emulator, whose faults and call counters it may reset without touching the other tests).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from chaos._proxy import TcpProxy
-from integration.conftest import emulator, operator_factory, operator_logs  # noqa: F401  (fixtures)
+from integration.conftest import *  # noqa: F403  (every operator fixture, whatever they come to need)
 from testbed import VaultServer
 
 
