@@ -9,7 +9,7 @@ pays for the control plane, and unit tests start nothing.
 - ``kubectl``, ``crds``, ``namespace``: helpers on top of ``kube``.
 
 Tests are marked by folder: ``tests/unit`` → ``unit``, ``tests/integration`` → ``integration``,
-``tests/conformance`` → ``conformance``.
+``tests/conformance`` → ``conformance``, ``tests/chaos`` → ``chaos``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ CRDS_DIR = REPO_ROOT / "crds"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO_ROOT).parts
-        if len(parts) > 1 and parts[0] == "tests" and parts[1] in ("unit", "integration", "conformance"):
+        if len(parts) > 1 and parts[0] == "tests" and parts[1] in ("unit", "integration", "conformance", "chaos"):
             item.add_marker(getattr(pytest.mark, parts[1]))
 
 
