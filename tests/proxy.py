@@ -1,141 +1,166 @@
-"""A TCP proxy on loopback that a test can cut and restore, to make a server unreachable on demand.
+"""A TCP proxy on loopback that tests can cut and restore, to make a dependency (OpenBao) unreachable
+from the operator without stopping the dependency itself.
 
-The proxy runs its own asyncio loop in a daemon thread. While it is cut it still accepts
-connections but closes each one at once without a byte (a reset, as a dead load balancer gives),
-counting them: ``refused`` is the positive signal that the client really tried while the server was
-unreachable. Established connections are aborted when the cut starts, so a kept-alive client does not
-slip through.
+``TcpProxy(upstream_host, upstream_port)`` listens on a free loopback port and forwards every
+connection. ``cut("reset")`` closes every open connection and answers new ones with a reset (the
+port stays bound, so restoring never races another process for it); ``cut("blackhole")`` accepts new
+connections and never answers (the client's own timeout is what ends them); ``restore()`` forwards
+again. ``connections`` and ``refused`` count what the proxy saw, so a test can show the cut was felt.
+
+``TcpProxy.to(url)`` builds one for the host and port of a URL such as ``VAULT_ADDR``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import select
 import socket
+import struct
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
+
+Mode = Literal["up", "reset", "blackhole"]
 
 
 @dataclass
 class TcpProxy:
-    """Forward ``127.0.0.1:<port>`` to ``upstream`` (``host:port`` or a URL) until :meth:`cut`."""
-
-    upstream: str
-    port: int = 0
+    upstream_host: str
+    upstream_port: int
+    mode: Mode = "up"
+    connections: int = 0
     refused: int = 0
-    forwarded: int = 0
-    _cut: bool = False
-    _loop: asyncio.AbstractEventLoop | None = None
-    _server: asyncio.Server | None = None
-    _thread: threading.Thread | None = None
-    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _listener: socket.socket | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _open: set[socket.socket] = field(default_factory=set, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _threads: list[threading.Thread] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def to(cls, url: str) -> TcpProxy:
+        """A proxy for the host and port of ``url`` (``http://127.0.0.1:8200`` or ``host:port``)."""
+        parts = urlsplit(url if "://" in url else f"tcp://{url}")
+        assert parts.hostname is not None, f"no host in {url!r}"
+        assert parts.port is not None, f"no port in {url!r}"
+        return cls(parts.hostname, parts.port)
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None, "not started"
+        return int(self._listener.getsockname()[1])
 
     @property
     def address(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _target(self) -> tuple[str, int]:
-        parts = urlsplit(self.upstream if "://" in self.upstream else f"tcp://{self.upstream}")
-        assert parts.hostname is not None, f"no host in {self.upstream!r}"
-        assert parts.port is not None, f"no port in {self.upstream!r}"
-        return parts.hostname, parts.port
-
     def start(self) -> TcpProxy:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", self.port))
-            self.port = listener.getsockname()[1]
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, sock=listener))
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="tcp-proxy", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise AssertionError("the TCP proxy did not start")
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        listener.settimeout(0.2)
+        self._listener = listener
+        thread = threading.Thread(target=self._accept_loop, name="tcp-proxy-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         return self
 
-    def cut(self) -> None:
-        """From now on every connection is reset; open ones are aborted."""
+    def cut(self, mode: Literal["reset", "blackhole"] = "reset") -> None:
+        """Make the upstream unreachable: every open connection is reset, new ones fail as ``mode`` says."""
         with self._lock:
-            self._cut = True
-        self._call(self._abort_all)
+            self.mode = mode
+            victims = list(self._open)
+            self._open.clear()
+        for sock in victims:
+            _reset(sock)
 
     def restore(self) -> None:
         with self._lock:
-            self._cut = False
+            self.mode = "up"
+            held = list(self._open)  # blackholed connections: the client gave up on them or will
+            self._open.clear()
+        for sock in held:
+            _reset(sock)
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-        self._call(self._abort_all)
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._loop = None
+        self._stop.set()
+        self.cut("reset")
+        if self._listener is not None:
+            self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=2)
 
-    def _call(self, fn: object) -> None:
-        assert self._loop is not None
-        done = threading.Event()
+    def __enter__(self) -> TcpProxy:
+        return self.start()
 
-        def wrapped() -> None:
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
             try:
-                fn()  # type: ignore[operator]
-            finally:
-                done.set()
-
-        self._loop.call_soon_threadsafe(wrapped)
-        done.wait(10)
-
-    def _abort_all(self) -> None:
-        for writer in list(self._writers):
-            transport = writer.transport
-            if transport is not None:
-                transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with self._lock:
-            cut = self._cut
-            if cut:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            with self._lock:
+                mode = self.mode
+                if mode == "blackhole":
+                    self.refused += 1
+                    self._open.add(client)
+                    continue
+            if mode == "reset":
                 self.refused += 1
-            else:
-                self.forwarded += 1
-        if cut:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target())
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                _reset(client)
+                continue
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                if self._cut:
-                    dst.transport.abort()
-                else:
-                    dst.close()
+                upstream = socket.create_connection((self.upstream_host, self.upstream_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                if self.mode != "up":  # cut while connecting
+                    self.refused += 1
+                    _reset(client)
+                    _reset(upstream)
+                    continue
+                self.connections += 1
+                self._open.update((client, upstream))
+            thread = threading.Thread(target=self._pump, args=(client, upstream), name="tcp-proxy-pump", daemon=True)
+            thread.start()
 
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        pair = {client: upstream, upstream: client}
         try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            while not self._stop.is_set():
+                with self._lock:
+                    if client not in self._open:
+                        return
+                readable, _, _ = select.select(list(pair), [], [], 0.2)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except (OSError, ValueError):
+            return
         finally:
-            self._writers.discard(writer)
-            self._writers.discard(up_writer)
+            with self._lock:
+                self._open.discard(client)
+                self._open.discard(upstream)
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a dead host's firewall or a crashed peer would."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()

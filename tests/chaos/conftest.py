@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chaos._proxy import TcpProxy
 from integration.conftest import *  # noqa: F403  (every operator fixture, whatever they come to need)
+from proxy import TcpProxy
 from testbed import VaultServer
 
 

@@ -33,9 +33,9 @@ import kubernetes
 from kubernetes.client import CoreV1Api, CustomObjectsApi, V1Namespace, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
-from chaos._proxy import TcpProxy
 from chaos.naming import belongs_to, operator_named
 from harness import Emulator, OperatorProcess
+from proxy import TcpProxy
 from scenario import DELIVERED, KEY_SHAPE, apply, project_manifest
 from testbed import Kubectl, VaultServer
 

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from chaos._proxy import TcpProxy
 from chaos.driver import ChaosRun, Size, seed_from_env
 from harness import Emulator, OperatorProcess
+from proxy import TcpProxy
 from testbed import KubeCluster, Kubectl, VaultServer
 
 

@@ -170,7 +170,7 @@ def test_a_destination_unreachable_mid_rotation_never_leaves_a_revoked_key_anywh
     """A key delivered to a Secret and to Vault; Vault becomes unreachable (a cut proxy) while the
     rotation creates its service account. The old key is never revoked while the Secret or Vault holds
     it, neither holds a dead key, and once Vault is back both hold the successor."""
-    proxy = TcpProxy(vault.address).start()
+    proxy = TcpProxy.to(vault.address).start()
     try:
         operator_factory.env.update({"VAULT_ADDR": proxy.address, "VAULT_TOKEN": vault.token})
         operator_factory.start()
