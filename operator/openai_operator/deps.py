@@ -21,6 +21,7 @@ from openai_operator.k8s.objects import ObjectClient
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.model.naming import INSTANCE_ID_PATTERN
 from openai_operator.openai import AdminClient, new_http_client
+from openai_operator.ports import AdminApi, ObjectStore
 from openai_operator.reconcile.quota import QuotaLedger
 from openai_operator.stores.vault import VaultClientCache
 
@@ -32,10 +33,10 @@ def utc_now() -> datetime:
 @dataclass
 class Deps:
     config: OperatorConfig
-    admin: AdminClient
+    admin: AdminApi
     core: CoreV1Api
     apps: AppsV1Api
-    objects: ObjectClient
+    objects: ObjectStore
     metrics: OperatorMetrics
     vault_client_factory: Callable[[], hvac.Client] | None
     clock: Callable[[], datetime] = utc_now

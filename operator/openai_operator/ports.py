@@ -1,0 +1,85 @@
+"""The small interfaces the operations use, so each phase can be table-tested with fakes.
+
+:class:`~openai_operator.deps.Deps` types its collaborators with these protocols; the real
+implementations are :class:`~openai_operator.openai.AdminClient` and
+:class:`~openai_operator.k8s.objects.ObjectClient` (mypy checks that they fit, where ``build_deps``
+builds them), and the table tests pass fakes (``tests/unit/test_key_execution.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from openai_operator.openai.models import CreatedServiceAccount, Project, RateLimit, ServiceAccount
+from openai_operator.secretvalue import SecretValue
+
+__all__ = ["AdminApi", "KeyAdmin", "ObjectStore", "ProjectAdmin"]
+
+
+class KeyAdmin(Protocol):
+    """The Admin API calls of the key lifecycle and the inventory."""
+
+    async def create_service_account(
+        self, project_id: str, name: str, *, expires_in_seconds: int | None = None
+    ) -> CreatedServiceAccount: ...
+
+    async def get_service_account(self, project_id: str, service_account_id: str) -> ServiceAccount: ...
+
+    async def delete_service_account(self, project_id: str, service_account_id: str) -> bool: ...
+
+    async def rename_service_account(self, project_id: str, service_account_id: str, name: str) -> ServiceAccount: ...
+
+    async def list_service_accounts(self, project_id: str, *, page_size: int = 100) -> list[ServiceAccount]: ...
+
+    async def update_project_api_key(
+        self, project_id: str, key_id: str, *, scopes: Sequence[str] | None = None,
+        expires_in_seconds: int | None = None,
+    ) -> object: ...
+
+    async def verify_key(self, key: SecretValue) -> None: ...
+
+
+class ProjectAdmin(Protocol):
+    """The Admin API calls of the project lifecycle."""
+
+    async def get_project(self, project_id: str) -> Project: ...
+
+    async def create_project(self, name: str) -> Project: ...
+
+    async def rename_project(self, project_id: str, name: str) -> Project: ...
+
+    async def archive_project(self, project_id: str) -> Project: ...
+
+    async def list_rate_limits(self, project_id: str, *, page_size: int = 100) -> list[RateLimit]: ...
+
+    async def modify_rate_limit(
+        self,
+        project_id: str,
+        rate_limit_id: str,
+        *,
+        max_requests_per_1_minute: int | None = None,
+        max_tokens_per_1_minute: int | None = None,
+        max_images_per_1_minute: int | None = None,
+        max_audio_megabytes_per_1_minute: int | None = None,
+        max_requests_per_1_day: int | None = None,
+        batch_1_day_max_input_tokens: int | None = None,
+    ) -> object: ...
+
+
+class AdminApi(KeyAdmin, ProjectAdmin, Protocol):
+    """Everything the operations ask of the OpenAI Admin API."""
+
+
+class ObjectStore(Protocol):
+    """Reading and saving the operator's own objects (status through the ``/status`` subresource)."""
+
+    async def get_key(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_key_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+
+    async def get_project(self, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_project_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+
+    async def cluster_peering_exists(self, name: str) -> bool: ...
