@@ -220,6 +220,31 @@ def test_a_destination_unreachable_mid_rotation_never_leaves_a_revoked_key_anywh
         proxy.stop()
 
 
+def test_a_key_whose_spec_the_operator_refuses_still_deletes_its_vault_path_and_revokes(
+    kubectl: Kubectl, emulator: Emulator, operator_factory: OperatorProcess, vault: VaultServer,
+    namespace: str, project: str,
+) -> None:
+    """Item 8: an edit the CRD accepts but the operator refuses (a grace period longer than the
+    schedule's shortest gap) makes the key InvalidSpec; deleting it still removes the Vault path
+    status recorded and revokes the credential (the finalizer works from status, not the spec)."""
+    operator_factory.env.update({"VAULT_ADDR": vault.address, "VAULT_TOKEN": vault.token})
+    operator_factory.start()
+    project_id = project_id_of(kubectl, project)
+    path = f"openai/{namespace}/unparsed"
+    apply(kubectl, key_manifest("unparsed", namespace, project, vault={"path": path}))
+    status = wait_ready(kubectl, "openaikey", "unparsed", "-n", namespace)["status"]
+    in_vault = vault_reader(vault.address, vault.token, path)
+    value = in_vault()
+    assert_live(emulator, value, "the delivered key works")
+    apply(kubectl, key_manifest("unparsed", namespace, project, vault={"path": path},
+                                rotation={"schedule": "0 * * * *", "gracePeriod": "2h"}))
+    wait_condition(kubectl, namespace, "openaikey", "unparsed", status="False", reason="InvalidSpec")
+    kubectl("delete", "openaikey", "unparsed", "-n", namespace, "--timeout=60s")
+    assert in_vault() is None, "the Vault path recorded in status was removed"
+    assert status["serviceAccountId"] not in account_ids(emulator, project_id)
+    assert_dead(emulator, value, "the credential of the deleted key is revoked")
+
+
 # --- 2. errors after a successful issue ------------------------------------------------------------
 
 
