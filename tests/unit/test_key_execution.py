@@ -228,3 +228,27 @@ async def test_a_forged_previous_id_is_not_deleted() -> None:
     after, _, _ = await run(forged, {"secret": secret}, admin)
     assert "sa_victim" in admin.accounts
     assert after.previous == ()
+
+
+async def test_the_inventory_never_takes_a_key_created_during_its_listing_for_an_orphan() -> None:
+    """Found by the chaos test at 200 keys: the inventory snapshotted the key index before a slow
+    listing, so accounts minted for keys created meanwhile were revoked as orphans while their
+    Secrets held them."""
+    from openai_operator.operations.inventory import KeyEntry, take_inventory
+
+    index: list[KeyEntry] = [KeyEntry(NAMESPACE, "old", frozenset({"sa_old"}), "sa_old", NOW)]
+
+    class ListingWhileAKeyArrives(FakeAdmin):
+        async def list_service_accounts(self, project_id: str, *, page_size: int = 100) -> list[ServiceAccount]:
+            # While the listing runs, a new key is indexed and its first account minted.
+            index.append(KeyEntry(NAMESPACE, "new"))
+            self.accounts["sa_new"] = "k8s.test1.apps.new.r1"
+            return [ServiceAccount(i, n, "member", NOW) for i, n in self.accounts.items()]
+
+    admin = ListingWhileAKeyArrives(accounts={"sa_old": "k8s.test1.apps.old.r1",
+                                              "sa_ghost": "k8s.test1.apps.ghost.r1"})
+    deps = deps_with(admin, FakeObjects())
+    result = await take_inventory(deps, "proj_1", lambda: list(index), judge_orphans=True)
+    assert "sa_new" in admin.accounts, "a key created during the listing keeps its credential"
+    assert "sa_ghost" not in admin.accounts, "a real orphan is still revoked"
+    assert [n.reason for n in result.outcome.notes] == ["OrphanRevoked"]

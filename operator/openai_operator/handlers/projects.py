@@ -108,7 +108,7 @@ async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEn
     if not project_id:
         return
     try:
-        result = await take_inventory(deps, project_id, _keys_of(key_index, name),
+        result = await take_inventory(deps, project_id, lambda: _keys_of(key_index, name),
                                       judge_orphans=deps.config.clusterwide)
         for entry, account_id in result.missing:
             async with deps.lock("OpenAIKey", entry.namespace, entry.name):

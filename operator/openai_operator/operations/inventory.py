@@ -16,9 +16,11 @@ Orphans are only judged when the operator watches every namespace.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import structlog
 
 from openai_operator.deps import Deps
 from openai_operator.errors import NotFoundError
@@ -27,6 +29,8 @@ from openai_operator.model.reasons import Reason
 from openai_operator.operations.outcome import Outcome
 
 __all__ = ["InventoryResult", "KeyEntry", "take_inventory"]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,21 +66,31 @@ def _orphans(deps: Deps, accounts: Sequence[tuple[str, str]], keys: Sequence[Key
 
 
 async def take_inventory(
-    deps: Deps, project_id: str, keys: Sequence[KeyEntry], *, judge_orphans: bool
+    deps: Deps, project_id: str, keys: Callable[[], Sequence[KeyEntry]], *, judge_orphans: bool
 ) -> InventoryResult:
-    """List the project's service accounts once, revoke orphans, and report deleted credentials."""
+    """List the project's service accounts once, revoke orphans, and report deleted credentials.
+
+    ``keys`` reads the key index when called. It is read *after* the listing: a key is in the index
+    before its first account is minted, so every key whose account the listing shows is known by
+    then, while a snapshot taken before a slow listing misses keys created during it and would take
+    their fresh credentials for orphans. Each orphan is checked against the index once more right
+    before it is deleted.
+    """
     outcome = Outcome()
     taken_at = deps.clock()
     accounts = await deps.admin.list_service_accounts(project_id)
     ids = {a.id for a in accounts}
     if judge_orphans:
-        for account_id, name in _orphans(deps, [(a.id, a.name) for a in accounts], keys):
+        for account_id, name in _orphans(deps, [(a.id, a.name) for a in accounts], keys()):
+            if not _orphans(deps, [(account_id, name)], keys()):
+                continue
             await deps.admin.delete_service_account(project_id, account_id)
             deps.metrics.record_orphan_revoked()
+            log.info("orphan revoked", project_id=project_id, service_account_id=account_id, name=name)
             outcome.note("Normal", Reason.ORPHAN_REVOKED,
                          f"Revoked service account {name} ({account_id}): no OpenAIKey holds it")
     missing = []
-    for key in keys:
+    for key in keys():
         current = key.current
         if current is None or current in ids or key.created_at is None or key.created_at >= taken_at:
             continue

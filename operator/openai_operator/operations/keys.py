@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import structlog
+
 from openai_operator.deps import Deps
 from openai_operator.errors import (
     DestinationConflictError,
@@ -76,6 +78,8 @@ from openai_operator.secretvalue import fingerprint
 from openai_operator.stores import KeyMaterial, Owner, SecretStore, StoreContext, store_at, stores_for
 
 __all__ = ["KeyRef", "gather", "key_settings", "reconcile_key", "store_context"]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -303,6 +307,8 @@ class _Execution:
                                   f"does not belong to OpenAIKey {self.facts.ref}")
             elif name is not None:
                 await self.deps.admin.delete_service_account(project_id, action.service_account_id)
+                log.info("service account revoked", key=self.facts.ref, service_account_id=action.service_account_id,
+                         why=action.why)
                 self.outcome.note("Normal", Reason.PREVIOUS_REVOKED if action.why == "previous" else Reason.REVOKED,
                                   _revoked_message(action))
         except OperatorError as error:
