@@ -290,3 +290,15 @@ def test_a_spec_edit_that_needs_no_new_credential_still_advances_observed_genera
     """Found by the chaos test: scopes or rotation edits left status.observedGeneration behind."""
     plan = plan_key(key_facts(spec=key_spec(scopes=["api.model.read"]), generation=7))
     assert plan.status.observed_generation == 7
+
+
+def test_a_project_that_is_not_ready_never_costs_a_key_its_credential() -> None:
+    """An Admin API outage makes the project not Ready; keys stop getting new credentials but keep theirs."""
+    from openai_operator.model.specs import KeyPolicy
+    from openai_operator.reconcile.policy import ProjectView
+
+    not_ready = ProjectView("team", "proj_1", False, KeyPolicy())
+    plan = plan_key(key_facts(issued(refused_since=NOW - timedelta(days=1)), project=not_ready))
+    assert not any(isinstance(a, Revoke | RemoveDestination) for a in plan.actions)
+    assert ready(plan.status) == ("False", Reason.PROJECT_NOT_READY)
+    assert plan.status.refused_since is None

@@ -273,11 +273,18 @@ def _plan_refused(
     facts: KeyFacts, spec: KeySpec, status: KeyStatus, refusal: Refusal, actions: list[Action],
     notes: list[PlannedNote],
 ) -> KeyPlan:
-    """Policy refuses the key. What it holds keeps working for one grace period, then is removed and revoked."""
+    """Policy refuses the key. What it holds keeps working for one grace period, then is removed and revoked.
+
+    A project that is merely not Ready (an Admin API outage, say) is a state, not a decision: the
+    key keeps its credential and only due revocations run, so an outage never turns into revoked keys.
+    """
     holds = status.service_account_id is not None
     message = refusal.message
     requeue_at = _timed_revocations(status, facts.now)
-    if holds:
+    if holds and refusal.reason == Reason.PROJECT_NOT_READY:
+        message = f"{refusal.message}; credential r{status.revision} kept until it is"
+        status = replace(status, refused_since=None)
+    elif holds:
         status = replace(status, refused_since=status.refused_since or facts.now)
         deadline = refusal_deadline(status, spec, facts.now, _policy(facts))
         if facts.now >= deadline:

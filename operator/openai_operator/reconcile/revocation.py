@@ -10,6 +10,7 @@
   are in no destination any more.
 - A key that its project's policy now refuses keeps its credential for one grace period (so the
   owners can react to the Warning), then the key is removed from every destination and revoked.
+  A project that is only not Ready (an outage) refuses new credentials but revokes nothing.
 """
 
 from __future__ import annotations
