@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from openai_operator.deps import Deps
-from openai_operator.errors import NotFoundError, OperatorError, PermanentError, SpecError
-from openai_operator.model.naming import retained_name
+from openai_operator.errors import NotFoundError, PermanentError, SpecError
+from openai_operator.model.destinations import destination_locations
+from openai_operator.model.naming import RETAINED_PREFIX, retained_name
 from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import KeyDeletionPolicy, KeySpec, parse_key_spec
 from openai_operator.model.status import KeyStatus
@@ -41,21 +42,33 @@ def _credential_ids(status: KeyStatus) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _destination_stores(deps: Deps, ref: KeyRef, spec: KeySpec | None, status: KeyStatus) -> list[SecretStore]:
+def _destination_stores(deps: Deps, ref: KeyRef, spec: KeySpec | None, status: KeyStatus,
+                        outcome: Outcome) -> list[SecretStore]:
+    """What the spec names and what status recorded as delivered, each once.
+
+    Stores come from the spec where it still names the location (exact, whatever the Vault mount
+    looks like) and from the recorded location otherwise. A destination that cannot be reached from
+    here (Vault no longer configured) is reported, never skipped silently.
+    """
     ctx = store_context(deps, ref.namespace)
     stores: dict[tuple[str, str], SecretStore] = {}
-    for kind, delivery in status.destinations.items():
-        try:
-            stores[(kind, delivery.location)] = store_at(kind, delivery.location, ctx)
-        except (SpecError, PermanentError, ValueError):
-            continue
     if spec is not None:
         try:
-            for kind, store in stores_for(spec, ctx).items():
-                location = getattr(store, "location", None) or getattr(store, "name", "")
-                stores.setdefault((kind, str(location)), store)
-        except PermanentError:
-            pass
+            built = stores_for(spec, ctx)
+        except PermanentError as error:
+            outcome.note("Warning", Reason.DESTINATION_UNAVAILABLE, f"Destinations left in place: {error.message}")
+            built = {}
+        for kind, location in destination_locations(spec).items():
+            if kind in built:
+                stores[(kind, location)] = built[kind]
+    for kind, delivery in status.destinations.items():
+        if (kind, delivery.location) in stores:
+            continue
+        try:
+            stores[(kind, delivery.location)] = store_at(kind, delivery.location, ctx)
+        except PermanentError as error:
+            outcome.note("Warning", Reason.DESTINATION_UNAVAILABLE,
+                         f"Left {kind} {delivery.location} in place: {error.message}")
     return list(stores.values())
 
 
@@ -90,7 +103,7 @@ async def finalize_key(deps: Deps, ref: KeyRef, body: Mapping[str, Any], *, proj
             # there is nothing left to revoke and the key must not be stuck on its finalizer.
             if not (await deps.admin.get_project(project_id)).archived:
                 raise
-    stores = _destination_stores(deps, ref, spec, status)
+    stores = _destination_stores(deps, ref, spec, status, outcome)
     for store in stores:
         if retain:
             await store.release(ref.owner)
@@ -112,7 +125,7 @@ async def _settle(deps: Deps, facts: KeyFacts, project_id: str, account_id: str,
     except NotFoundError:
         return 0
     if not account_belongs(facts, account.name):
-        if not account.name.startswith("retained."):
+        if not account.name.startswith(f"{RETAINED_PREFIX}."):
             outcome.note("Warning", Reason.REVOCATION_FAILED,
                          f"Not touching service account {account_id}: its name {account.name!r} does not belong "
                          f"to OpenAIKey {facts.ref}")
@@ -124,6 +137,4 @@ async def _settle(deps: Deps, facts: KeyFacts, project_id: str, account_id: str,
             await deps.admin.delete_service_account(project_id, account_id)
     except NotFoundError:
         return 0
-    except OperatorError:
-        raise
     return 1

@@ -215,9 +215,9 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
     if decision is not None:
         status, issue_actions = _plan_issue(facts, spec, status, decision)
         actions.extend(issue_actions)
+        assert status.pending is not None
         notes.append(PlannedNote("Normal", decision.reason,
-                                 f"Issuing credential r{status.pending.revision if status.pending else '?'}: "
-                                 f"{decision.message}"))
+                                 f"Issuing credential r{status.pending.revision}: {decision.message}"))
     elif not promote_pending:
         if status.key_id is not None and status.scopes != spec.scopes:
             actions.append(UpdateScopes(status.key_id, spec.scopes))

@@ -94,7 +94,7 @@ def check_key_policy(
     return None
 
 
-def grace_period_for(spec: KeySpec, policy: KeyPolicy | None = None) -> timedelta:
+def grace_period_for(spec: KeySpec | None, policy: KeyPolicy | None = None) -> timedelta:
     """How long a superseded credential of this key stays valid.
 
     ``spec.rotation.gracePeriod`` when the key has a rotation (``check_key_policy`` refuses one
@@ -102,7 +102,7 @@ def grace_period_for(spec: KeySpec, policy: KeyPolicy | None = None) -> timedelt
     project's ``maxGracePeriod`` if that is shorter, because a key without ``spec.rotation`` has no
     way to set its grace period.
     """
-    if spec.rotation is not None:
+    if spec is not None and spec.rotation is not None:
         return spec.rotation.grace_period
     cap = policy.max_grace_period if policy is not None else None
     return DEFAULT_GRACE_PERIOD if cap is None else min(DEFAULT_GRACE_PERIOD, cap)

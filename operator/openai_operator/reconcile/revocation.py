@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from openai_operator.model.limits import MAX_PREVIOUS
-from openai_operator.model.specs import DEFAULT_GRACE_PERIOD, KeyPolicy, KeySpec
+from openai_operator.model.specs import KeyPolicy, KeySpec
 from openai_operator.model.status import KeyStatus, PreviousCredential
 from openai_operator.reconcile.actions import Revoke
 from openai_operator.reconcile.policy import grace_period_for
@@ -29,14 +29,7 @@ __all__ = ["MAX_PREVIOUS", "bounded_previous", "due_revocations", "grace_for", "
 
 def grace_for(spec: KeySpec | None, policy: KeyPolicy | None = None) -> timedelta:
     """How long a superseded credential keeps working after its successor is everywhere."""
-    if spec is None:
-        return grace_period_for_default(policy)
     return grace_period_for(spec, policy)
-
-
-def grace_period_for_default(policy: KeyPolicy | None) -> timedelta:
-    cap = policy.max_grace_period if policy is not None else None
-    return DEFAULT_GRACE_PERIOD if cap is None else min(DEFAULT_GRACE_PERIOD, cap)
 
 
 def due_revocations(status: KeyStatus, now: datetime) -> tuple[Revoke, ...]:

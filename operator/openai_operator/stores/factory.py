@@ -58,6 +58,9 @@ def _secret_at(ctx: StoreContext, location: str) -> SecretStore:
 
 
 def _vault_at(ctx: StoreContext, location: str) -> SecretStore:
+    # The recorded location is "<mount>/<path>"; without the spec, the mount is taken to be its first
+    # segment (the default "secret" and most mounts). The store's ownership check keeps a wrong guess
+    # harmless: it never deletes a path that is not marked as this key's.
     mount, _, path = location.partition("/")
     return _vault(ctx, VaultDestination(mount=mount, path=path))
 
