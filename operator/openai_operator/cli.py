@@ -72,6 +72,8 @@ def _env(name: str) -> str:
 @click.option("--project-resync-interval", type=DURATION, default="10m", envvar=_env("PROJECT_RESYNC_INTERVAL"))
 @click.option("--inventory-interval", type=DURATION, default="10m", envvar=_env("INVENTORY_INTERVAL"),
               help="How often each project's service accounts are inventoried (drift and orphans).")
+@click.option("--spend-poll-interval", type=DURATION, default="5m", envvar=_env("SPEND_POLL_INTERVAL"),
+              help="How often the organisation's costs are read and status.spend updated (one paged call).")
 @click.option("--vault-path-prefix", default="openai/{namespace}/", envvar=_env("VAULT_PATH_PREFIX"),
               help="Vault paths of a key must stay under this prefix ({namespace} is the key's namespace).")
 @click.option("--delivered-base-url", default=None, envvar=_env("DELIVERED_BASE_URL"),
@@ -89,7 +91,8 @@ def _env(name: str) -> str:
 def run(
     namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
     metrics_port: int, health_port: int, key_resync_interval: timedelta, project_resync_interval: timedelta,
-    inventory_interval: timedelta, vault_path_prefix: str, delivered_base_url: str | None,
+    inventory_interval: timedelta, spend_poll_interval: timedelta, vault_path_prefix: str,
+    delivered_base_url: str | None,
     fingerprint_key_file: Path | None, instance_id: str | None, min_rotation_interval: timedelta,
     verify_attempts: int,
 ) -> None:
@@ -125,6 +128,7 @@ def run(
             key_resync_interval=key_resync_interval,
             project_resync_interval=project_resync_interval,
             inventory_interval=inventory_interval,
+            spend_poll_interval=spend_poll_interval,
             clusterwide=not namespaces,
             vault_path_prefix=vault_path_prefix,
             vault_addr=os.environ.get("VAULT_ADDR"),

@@ -108,6 +108,10 @@ class OperatorConfig:
     inventory_interval: timedelta = timedelta(minutes=10)
     """How often each project's service accounts are listed (one paged list) to find credentials
     deleted outside the operator and orphans."""
+    spend_poll_interval: timedelta = timedelta(minutes=5)
+    """How often the organisation's costs are read (one paged ``GET /organization/costs``) and every
+    object's ``status.spend`` brought up to date. OpenAI's cost buckets are daily and lag, so
+    polling faster than a few minutes buys nothing."""
     clusterwide: bool = True
     """Whether every namespace is watched; only then can the inventory tell an orphan for sure."""
     key_expiry_margin: timedelta = timedelta(days=7)
@@ -143,6 +147,8 @@ class OperatorConfig:
             validate_instance_id(self.instance_id)
         if self.min_rotation_interval < timedelta(0):
             raise ConfigError("min_rotation_interval must not be negative")
+        if self.spend_poll_interval <= timedelta(0):
+            raise ConfigError("spend_poll_interval must be positive")
         if self.verify_attempts < 1:
             raise ConfigError("verify_attempts must be at least 1")
 

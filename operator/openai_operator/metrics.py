@@ -111,10 +111,53 @@ class OperatorMetrics:
         )
         self.budget_alerts = Counter(
             "budget_alerts",
-            "Budget threshold alerts fired, by kind (OpenAIProject, OpenAIKey) and threshold percent.",
+            "Budget alerts fired (once per period each), by kind (OpenAIProject, OpenAIKey) and threshold "
+            "percent, or 'forecast' for the month-end forecast passing the budget.",
             ["kind", "threshold"],
             namespace=NAMESPACE,
             registry=r,
+        )
+        spend_labels = ["kind", "namespace", "name"]
+        self.spend = Gauge(
+            "spend_month_to_date_usd",
+            "Spend this month (UTC) in USD from OpenAI's daily cost buckets, per OpenAIProject and OpenAIKey "
+            "(namespace is empty for projects).",
+            spend_labels, namespace=NAMESPACE, registry=r,
+        )
+        self.spend_forecast = Gauge(
+            "spend_forecast_usd", "Month-end spend projected from the burn rate so far, in USD.",
+            spend_labels, namespace=NAMESPACE, registry=r,
+        )
+        self.budget = Gauge(
+            "budget_usd", "Monthly budget (spec.budget.monthlyUSD) in USD.",
+            spend_labels, namespace=NAMESPACE, registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "budget_remaining_usd", "Monthly budget minus spend this month, in USD (negative past the budget).",
+            spend_labels, namespace=NAMESPACE, registry=r,
+        )
+        self.spend_period_reset = Gauge(
+            "spend_period_reset_timestamp_seconds",
+            "Unix time at which the current budget period ends (spend, alerts and budget holds reset).",
+            namespace=NAMESPACE, registry=r,
+        )
+        self.spend_polls = Counter(
+            "spend_polls", "Costs polls of the organisation, by result (ok, error).",
+            ["result"], namespace=NAMESPACE, registry=r,
+        )
+        self.spend_poll_duration = Histogram(
+            "spend_poll_duration_seconds", "Wall time of one costs poll: the Costs API read and the fan-out.",
+            namespace=NAMESPACE, buckets=_RECONCILE_BUCKETS, registry=r,
+        )
+        self.spend_last_success = Gauge(
+            "spend_poll_last_success_timestamp_seconds",
+            "Unix time of the last costs poll that succeeded (status.spend is as old as this, or older).",
+            namespace=NAMESPACE, registry=r,
+        )
+        self.spend_bucket_age = Gauge(
+            "spend_newest_bucket_age_seconds",
+            "Age of the newest daily cost bucket with any cost (now minus its start); it grows while polls fail.",
+            namespace=NAMESPACE, registry=r,
         )
 
     def observe_admin_request(self, operation: str, status: str, duration_seconds: float, /) -> None:
@@ -172,16 +215,51 @@ class OperatorMetrics:
         """Drop the per-key series of a deleted OpenAIKey."""
         with contextlib.suppress(KeyError):
             self.next_rotation.remove(namespace, name)
+        self.forget_spend("OpenAIKey", namespace, name)
         if self._key_conditions.pop((namespace, name), None) is not None:
             self._refresh_key_conditions()
 
-    def record_budget_alert(self, kind: str, threshold: int | float) -> None:
-        """Count a budget threshold announcement (fired once per period per threshold)."""
-        self.budget_alerts.labels(kind=kind, threshold=f"{threshold:g}").inc()
+    def record_budget_alert(self, kind: str, threshold: float | str) -> None:
+        """Count a budget alert (each fires once per period): a threshold percent, or ``"forecast"``."""
+        label = threshold if isinstance(threshold, str) else f"{threshold:g}"
+        self.budget_alerts.labels(kind=kind, threshold=label).inc()
+
+    def set_spend(self, kind: str, namespace: str, name: str, spend_usd: float | None, forecast_usd: float | None,
+                  budget_usd: float | None) -> None:
+        """Publish one object's spend, forecast, budget and remaining budget (``None`` drops the series)."""
+        labels = (kind, namespace, name)
+        for gauge, value in ((self.spend, spend_usd), (self.spend_forecast, forecast_usd),
+                             (self.budget, budget_usd)):
+            _set_or_remove(gauge, labels, value)
+        remaining = budget_usd - spend_usd if budget_usd is not None and spend_usd is not None else None
+        _set_or_remove(self.budget_remaining, labels, remaining)
+
+    def forget_spend(self, kind: str, namespace: str, name: str) -> None:
+        """Drop the spend series of a deleted object."""
+        self.set_spend(kind, namespace, name, None, None, None)
+
+    def observe_spend_poll(self, duration_seconds: float, *, ok: bool, at: float, period_end: float,
+                           newest_bucket_age_seconds: float | None) -> None:
+        """Record one costs poll; ``newest_bucket_age_seconds`` is ``None`` while no cost is known."""
+        self.spend_polls.labels(result="ok" if ok else "error").inc()
+        self.spend_poll_duration.observe(duration_seconds)
+        if ok:
+            self.spend_last_success.set(at)
+        self.spend_period_reset.set(period_end)
+        if newest_bucket_age_seconds is not None:
+            self.spend_bucket_age.set(newest_bucket_age_seconds)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    if value is None:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels)
+    else:
+        gauge.labels(*labels).set(value)
 
 
 def make_metrics_app(metrics: OperatorMetrics, *, path: str = "/metrics") -> web.Application:

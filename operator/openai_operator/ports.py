@@ -9,12 +9,13 @@ builds them), and the table tests pass fakes (``tests/unit/test_key_execution.py
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
-from openai_operator.openai.models import CreatedServiceAccount, Project, RateLimit, ServiceAccount
+from openai_operator.openai.models import CostBucket, CreatedServiceAccount, Project, RateLimit, ServiceAccount
 from openai_operator.secretvalue import SecretValue
 
-__all__ = ["AdminApi", "KeyAdmin", "ObjectStore", "ProjectAdmin"]
+__all__ = ["AdminApi", "CostsAdmin", "KeyAdmin", "ObjectStore", "ProjectAdmin"]
 
 
 class KeyAdmin(Protocol):
@@ -67,7 +68,24 @@ class ProjectAdmin(Protocol):
     ) -> object: ...
 
 
-class AdminApi(KeyAdmin, ProjectAdmin, Protocol):
+class CostsAdmin(Protocol):
+    """What the spend poller asks: the organisation's daily cost buckets."""
+
+    async def costs(
+        self,
+        *,
+        start_time: datetime | int,
+        end_time: datetime | int | None = None,
+        group_by: Sequence[str] = (),
+        project_ids: Sequence[str] = (),
+        api_key_ids: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[CostBucket]: ...
+
+    def server_time(self, local: datetime) -> datetime: ...
+
+
+class AdminApi(KeyAdmin, ProjectAdmin, CostsAdmin, Protocol):
     """Everything the operations ask of the OpenAI Admin API."""
 
 

@@ -23,12 +23,12 @@ from openai_operator.model.durations import DURATION_PATTERN, MAX_DURATION_TEXT
 from openai_operator.model.limits import MAX_PREVIOUS, MAX_TRIGGER_TOKEN_LENGTH
 from openai_operator.model.status import (
     Delivery,
-    KeySpend,
     KeyStatus,
     PendingCredential,
     PreviousCredential,
-    ProjectSpend,
     ProjectStatus,
+    RetiredCredential,
+    Spend,
     SpendLimitStatus,
 )
 
@@ -342,8 +342,9 @@ def full_key_status() -> KeyStatus:
         restarted_revision=2,
         upstream_missing="svc_acct_0",
         refused_since=NOW,
-        spend=KeySpend(1.5, NOW, NOW, 10.0),
+        spend=Spend(1.5, NOW, 3.0, 10.0, NOW, (RetiredCredential("key_a", NOW),), 0.25),
         alerts_fired=(50,),
+        forecast_alert_fired=True,
         failed_attempts=1,
         last_failure_time=NOW,
         rotate_token="a",
@@ -356,10 +357,11 @@ def full_key_status() -> KeyStatus:
 def full_project_status() -> ProjectStatus:
     return ProjectStatus(
         project_id="proj_1",
-        spend=ProjectSpend(1.0, NOW, 2.0, 3.0, NOW),
+        spend=Spend(1.0, NOW, 2.0, 3.0, NOW),
         spend_limit=SpendLimitStatus("enforcing", 100.0),
         keys=4,
         alerts_fired=(50, 80),
+        forecast_alert_fired=True,
         failed_attempts=1,
         last_failure_time=NOW,
         conditions=(Condition("Ready", "True", "Created", "", NOW, 1),),

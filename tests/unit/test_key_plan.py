@@ -273,7 +273,7 @@ class TestFollowUps:
 
     def test_a_revoked_previous_credential_leaves_status(self) -> None:
         status = issued(2, previous=(previous(1, NOW),))
-        assert revoked(status, Revoke("sa_1", "previous")).previous == ()
+        assert revoked(status, Revoke("sa_1", "previous"), NOW).previous == ()
 
 
 def test_every_issue_ends_in_a_promotion_after_verification() -> None:

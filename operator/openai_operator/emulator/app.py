@@ -24,6 +24,7 @@ import secrets
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 
 from aiohttp import web
 
@@ -154,6 +155,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     headers["openai-version"] = "2020-10-01"
     headers["openai-organization"] = ctx.state.org_id
     headers["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))
+    # The emulator's own clock (which tests move across days and months), as any server's Date would be.
+    headers["Date"] = formatdate(ctx.state.clock.now(), usegmt=True)
     if kind != "control":
         ctx.calls[(kind, method, template, response.status)] += 1
     if method in _MUTATING and response.status < 400 and ctx.on_change is not None:

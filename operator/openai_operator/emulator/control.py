@@ -44,6 +44,9 @@
     POST ``{"advance_seconds": 3600}`` or ``{"set": <unix time>}`` or
     ``{"to": "next_day"|"next_month"}`` (jumps to one second after the next UTC boundary).
     Answers ``{"now": int, "offset": float}``.
+``GET /_emulator/spend``
+    The ledger of this month (UTC, emulator clock) so far, unrounded, deleted keys included:
+    ``{"period_start": int, "projects": {project_id: usd}, "api_keys": {api_key_id: usd}}``.
 ``POST /_emulator/spend``
     Records spend as if the data plane had been used:
     ``{"project_id", "amount_usd": float, "api_key_id"?: str, "line_item"?: str,
@@ -265,6 +268,12 @@ def _timestamp(value: float, name: str) -> float:
     if not 0 <= value <= MAX_TIME:
         raise bad_request(f"Invalid '{name}': the clock must stay between 1970 and 9999.", param=name)
     return value
+
+
+@routes.get(C + "/spend")
+async def get_spend(request: web.Request) -> web.Response:
+    first, by_project, by_key = _ctx(request).state.ledger()
+    return json_response({"period_start": first, "projects": by_project, "api_keys": by_key})
 
 
 @routes.post(C + "/spend")

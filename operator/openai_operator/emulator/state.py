@@ -806,6 +806,22 @@ class EmulatorState:
             total += self._daily_cost.get((project_id, day), 0.0)
         return total
 
+    def ledger(self) -> tuple[int, dict[str, float], dict[str, float]]:
+        """This month's (UTC, emulator clock) cost so far: its start, and the sums by project and by API key id.
+
+        Unrounded and including deleted keys: the ground truth the operator's spend is checked against.
+        """
+        first = month_start(self.now())
+        by_project: dict[str, float] = {}
+        by_key: dict[str, float] = {}
+        for r in self.costs:
+            if r.ts < first or r.ts > self.now():
+                continue
+            by_project[r.project_id] = by_project.get(r.project_id, 0.0) + r.amount_usd
+            if r.api_key_id:
+                by_key[r.api_key_id] = by_key.get(r.api_key_id, 0.0) + r.amount_usd
+        return first, by_project, by_key
+
     def spend_limit_reached(self, p: Project) -> bool:
         if p.spend_limit is None:
             return False

@@ -72,7 +72,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 def register(config: OperatorConfig) -> kopf.OperatorRegistry:
     """Register every handler in a fresh registry (timer intervals come from ``config``)."""
-    from openai_operator.handlers import keys, projects
+    from openai_operator.handlers import keys, projects, spend
 
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(kopf.login_via_client)
@@ -80,6 +80,7 @@ def register(config: OperatorConfig) -> kopf.OperatorRegistry:
     kopf.on.cleanup(registry=registry)(cleanup)
     projects.register(registry, config)
     keys.register(registry, config)
+    spend.register(registry, config)
     return registry
 
 

@@ -105,3 +105,14 @@ class Reason(StrEnum):
     ``keyPolicy.minRotationInterval`` or the operator's global minimum allows."""
     GRACE_PERIOD_TOO_LONG = "GracePeriodTooLong"
     """``spec.rotation.gracePeriod`` is longer than the project's ``keyPolicy.maxGracePeriod``."""
+
+    # Spend and budgets
+    WITHIN_BUDGET = "WithinBudget"
+    """BudgetExceeded=False: spend this period is below every alert threshold."""
+    BUDGET_THRESHOLD_CROSSED = "BudgetThresholdCrossed"
+    """An alert threshold of ``spec.budget.alertThresholds`` was crossed (an Event, once per period)."""
+    BUDGET_FORECAST_EXCEEDED = "BudgetForecastExceeded"
+    """The month-end forecast passes the budget (an Event, once per period)."""
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    """BudgetExceeded=True: spend reached the budget; for a key with ``onExceeded: Revoke`` also
+    Ready=False, the credential removed from every destination and revoked until the next period."""

@@ -28,12 +28,12 @@ from openai_operator.model.timestamps import format_time, parse_time
 
 __all__ = [
     "Delivery",
-    "KeySpend",
     "KeyStatus",
     "PendingCredential",
     "PreviousCredential",
-    "ProjectSpend",
     "ProjectStatus",
+    "RetiredCredential",
+    "Spend",
     "SpendLimitStatus",
     "check_redacted",
 ]
@@ -223,32 +223,69 @@ class PendingCredential:
 
 
 @dataclass(frozen=True, slots=True)
-class KeySpend:
-    """Spend of one key this budget period, as of the latest daily cost bucket read."""
+class RetiredCredential:
+    """A credential of this key that was revoked: its cost this period still counts toward the key."""
 
-    month_to_date_usd: float
-    as_of: datetime | None = None
-    period_start: datetime | None = None
-    percent_of_budget: float | None = None
+    key_id: str
+    revoked_at: datetime
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> KeySpend:
-        """Read ``status.spend``."""
-        return cls(
-            month_to_date_usd=_float(raw, "monthToDateUSD") or 0.0,
-            as_of=parse_time(raw.get("asOf")),
-            period_start=parse_time(raw.get("periodStart")),
-            percent_of_budget=_float(raw, "percentOfBudget"),
-        )
+    def from_dict(cls, raw: Mapping[str, Any]) -> RetiredCredential | None:
+        revoked = parse_time(raw.get("revokedAt"))
+        if not raw.get("keyId") or revoked is None:
+            return None
+        return cls(str(raw["keyId"]), revoked)
 
     def to_dict(self) -> dict[str, Any]:
-        """Render for a status patch."""
-        return {
+        return {"keyId": self.key_id, "revokedAt": format_time(self.revoked_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """``status.spend`` of either kind: this budget period's cost, from OpenAI's daily cost buckets.
+
+    Costs are daily buckets that lag, so ``as_of`` (the start of the newest bucket included) is what
+    the numbers describe, never "now". ``retired`` and ``carried_usd`` are for keys only: credentials
+    revoked this period whose cost still counts (so rotation does not reset a key's spend), and the
+    cost of retired credentials folded into one sum once more than a few were retired.
+    """
+
+    month_to_date_usd: float
+    period_start: datetime | None = None
+    forecast_usd: float | None = None
+    percent_of_budget: float | None = None
+    as_of: datetime | None = None
+    retired: tuple[RetiredCredential, ...] = ()
+    carried_usd: float = 0.0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Spend:
+        """Read ``status.spend``."""
+        listed = raw.get("retiredCredentials") or ()
+        retired = (RetiredCredential.from_dict(r) for r in listed if isinstance(r, Mapping))
+        return cls(
+            month_to_date_usd=_float(raw, "monthToDateUSD") or 0.0,
+            period_start=parse_time(raw.get("periodStart")),
+            forecast_usd=_float(raw, "forecastUSD"),
+            percent_of_budget=_float(raw, "percentOfBudget"),
+            as_of=parse_time(raw.get("asOf")),
+            retired=tuple(r for r in retired if r is not None),
+            carried_usd=_float(raw, "carriedUSD") or 0.0,
+        )
+
+    def to_dict(self, *, of_key: bool = False) -> dict[str, Any]:
+        """Render for a status patch; ``of_key`` adds the fields only a key has (``None`` clears them)."""
+        rendered: dict[str, Any] = {
             "periodStart": _time(self.period_start),
             "monthToDateUSD": self.month_to_date_usd,
+            "forecastUSD": self.forecast_usd,
             "percentOfBudget": self.percent_of_budget,
             "asOf": _time(self.as_of),
         }
+        if of_key:
+            rendered["retiredCredentials"] = [r.to_dict() for r in self.retired] or None
+            rendered["carriedUSD"] = self.carried_usd or None
+        return rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +311,11 @@ class KeyStatus(_Conditioned):
     """A service-account id the inventory found deleted in OpenAI (set by the inventory)."""
     refused_since: datetime | None = None
     """When the key's policy started refusing it while it held a credential (its grace runs from here)."""
-    spend: KeySpend | None = None
+    spend: Spend | None = None
     alerts_fired: tuple[int, ...] = ()
+    """Alert thresholds (percent) already announced in ``spend.period_start``'s period."""
+    forecast_alert_fired: bool = False
+    """Whether the month-end forecast passing the budget was announced in that period."""
     failed_attempts: int = 0
     last_failure_time: datetime | None = None
     rotate_token: str | None = None
@@ -309,8 +349,9 @@ class KeyStatus(_Conditioned):
             restarted_revision=_int(raw, "restartedRevision", 0) or 0,
             upstream_missing=_str(raw, "upstreamMissing"),
             refused_since=parse_time(raw.get("refusedSince")),
-            spend=KeySpend.from_dict(spend) if spend else None,
+            spend=Spend.from_dict(spend) if spend else None,
             alerts_fired=tuple(int(t) for t in raw.get("alertsFired") or ()),
+            forecast_alert_fired=bool(raw.get("forecastAlertFired")),
             failed_attempts=_int(raw, "failedAttempts", 0) or 0,
             last_failure_time=parse_time(raw.get("lastFailureTime")),
             rotate_token=_str(raw, "rotateToken"),
@@ -340,8 +381,9 @@ class KeyStatus(_Conditioned):
             "restartedRevision": self.restarted_revision,
             "upstreamMissing": self.upstream_missing,
             "refusedSince": _time(self.refused_since),
-            "spend": self.spend.to_dict() if self.spend else None,
+            "spend": self.spend.to_dict(of_key=True) if self.spend else None,
             "alertsFired": list(self.alerts_fired),
+            "forecastAlertFired": self.forecast_alert_fired or None,
             "failedAttempts": self.failed_attempts,
             "lastFailureTime": _time(self.last_failure_time),
             "rotateToken": self.rotate_token,
@@ -353,38 +395,6 @@ class KeyStatus(_Conditioned):
 
 
 # --- OpenAIProject ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectSpend:
-    """Project spend this month, from the Costs API (daily buckets, so it lags; see ``as_of``)."""
-
-    month_to_date_usd: float
-    period_start: datetime | None = None
-    forecast_usd: float | None = None
-    percent_of_budget: float | None = None
-    as_of: datetime | None = None
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ProjectSpend:
-        """Read ``status.spend``."""
-        return cls(
-            month_to_date_usd=_float(raw, "monthToDateUSD") or 0.0,
-            period_start=parse_time(raw.get("periodStart")),
-            forecast_usd=_float(raw, "forecastUSD"),
-            percent_of_budget=_float(raw, "percentOfBudget"),
-            as_of=parse_time(raw.get("asOf")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Render for a status patch."""
-        return {
-            "periodStart": _time(self.period_start),
-            "monthToDateUSD": self.month_to_date_usd,
-            "forecastUSD": self.forecast_usd,
-            "percentOfBudget": self.percent_of_budget,
-            "asOf": _time(self.as_of),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,10 +419,11 @@ class ProjectStatus(_Conditioned):
     """``OpenAIProject.status``."""
 
     project_id: str | None = None
-    spend: ProjectSpend | None = None
+    spend: Spend | None = None
     spend_limit: SpendLimitStatus | None = None
     keys: int = 0
     alerts_fired: tuple[int, ...] = ()
+    forecast_alert_fired: bool = False
     failed_attempts: int = 0
     last_failure_time: datetime | None = None
     conditions: tuple[Condition, ...] = ()
@@ -425,10 +436,11 @@ class ProjectStatus(_Conditioned):
         spend, limit = _mapping(raw, "spend"), _mapping(raw, "spendLimit")
         return cls(
             project_id=_str(raw, "projectId"),
-            spend=ProjectSpend.from_dict(spend) if spend else None,
+            spend=Spend.from_dict(spend) if spend else None,
             spend_limit=SpendLimitStatus.from_dict(limit) if limit else None,
             keys=_int(raw, "keys", 0) or 0,
             alerts_fired=tuple(int(t) for t in raw.get("alertsFired") or ()),
+            forecast_alert_fired=bool(raw.get("forecastAlertFired")),
             failed_attempts=_int(raw, "failedAttempts", 0) or 0,
             last_failure_time=parse_time(raw.get("lastFailureTime")),
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
@@ -445,6 +457,7 @@ class ProjectStatus(_Conditioned):
             "spendLimit": self.spend_limit.to_dict() if self.spend_limit else None,
             "keys": self.keys,
             "alertsFired": list(self.alerts_fired),
+            "forecastAlertFired": self.forecast_alert_fired or None,
             "conditions": conditions_to_list(self.conditions),
             "observedGeneration": self.observed_generation,
         }

@@ -26,7 +26,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -167,6 +168,26 @@ class AdminClient:
         self._sleep = sleep
         self._rand = rand
         self._clock = clock
+        self._server_offset: timedelta | None = None
+
+    def server_time(self, local: datetime) -> datetime:
+        """``local`` (a time on this machine's clock) on OpenAI's clock, as its last ``Date`` header showed it.
+
+        Budget periods are OpenAI's calendar months: near a month boundary a skewed local clock would
+        sum the wrong month. With no response seen yet this is ``local``. Resolution: one second.
+        """
+        return local + self._server_offset if self._server_offset is not None else local
+
+    def _note_server_date(self, response: httpx.Response) -> None:
+        raw = response.headers.get("date")
+        if not raw:
+            return
+        try:
+            server = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is not None:
+            self._server_offset = server - datetime.now(UTC)
 
     def __repr__(self) -> str:
         return f"AdminClient(base_url={self._base_url!r})"
@@ -608,6 +629,7 @@ class AdminClient:
             request_id = response.headers.get("x-request-id")
             if response.is_success:
                 self._record(call, attempt, duration, status=str(response.status_code), request_id=request_id)
+                self._note_server_date(response)
                 return response
             error = classify_response(response, call.operation, data_plane=call.data_plane)
             retry_after = parse_retry_after(response.headers)

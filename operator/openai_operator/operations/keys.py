@@ -292,7 +292,7 @@ class _Execution:
     async def _revoke(self, action: Revoke) -> None:
         project_id = self.recorded_project_id()
         if project_id is None:
-            self.status = revoked(self.status, action)
+            self.status = revoked(self.status, action, self.facts.now)
             return
         try:
             name = action.known_name
@@ -318,7 +318,7 @@ class _Execution:
                                    f"could not revoke service account {action.service_account_id} yet: "
                                    f"{error.message}")
             return
-        self.status = revoked(self.status, action)
+        self.status = revoked(self.status, action, self.facts.now)
         if action.why == "current":
             await self.save()
 

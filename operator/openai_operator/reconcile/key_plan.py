@@ -48,6 +48,7 @@ from openai_operator.reconcile.facts import KeyFacts
 from openai_operator.reconcile.policy import Refusal, check_key_policy
 from openai_operator.reconcile.revocation import bounded_previous, due_revocations, grace_for, refusal_deadline
 from openai_operator.reconcile.schedule import rotation_period
+from openai_operator.reconcile.spend import budget_hold, hold_ends, retire
 from openai_operator.reconcile.triggers import IssueDecision, first_trigger, planned_next_rotation
 
 __all__ = [
@@ -173,6 +174,8 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
         return _plan_refused(facts, spec, status, refusal, actions, notes)
     if status.refused_since is not None:
         status = replace(status, refused_since=None)
+    if budget_hold(spec, status, facts.now):
+        return _plan_budget_hold(facts, status, actions, notes)
 
     # Which destinations refuse us (foreign) or cannot be read: the issue path needs all of them.
     foreign = {k: s for k, s in facts.destinations.items() if s.foreign}
@@ -288,10 +291,7 @@ def _plan_refused(
         status = replace(status, refused_since=status.refused_since or facts.now)
         deadline = refusal_deadline(status, spec, facts.now, _policy(facts))
         if facts.now >= deadline:
-            for kind, delivery in status.destinations.items():
-                actions.append(RemoveDestination(kind, delivery.location))
-            assert status.service_account_id is not None
-            actions.append(Revoke(status.service_account_id, "current", key_id=status.key_id, follow_up=False))
+            actions.extend(_withdraw_current(status))
             message = f"{refusal.message}; credential r{status.revision} revoked"
         else:
             message = f"{refusal.message}; credential r{status.revision} will be revoked at {deadline.isoformat()}"
@@ -304,6 +304,50 @@ def _plan_refused(
         notes.append(PlannedNote("Warning", refusal.reason, message))
     status = _ready(status, False, refusal.reason, message, facts)
     return KeyPlan(status, tuple(actions), tuple(notes), _requeue(facts, requeue_at))
+
+
+def _withdraw_current(status: KeyStatus) -> list[Action]:
+    """Remove the current credential from every destination, then revoke it (never the other way round)."""
+    assert status.service_account_id is not None
+    actions: list[Action] = [RemoveDestination(kind, d.location) for kind, d in status.destinations.items()]
+    actions.append(Revoke(status.service_account_id, "current", key_id=status.key_id, follow_up=False))
+    return actions
+
+
+def _plan_budget_hold(facts: KeyFacts, status: KeyStatus, actions: list[Action], notes: list[PlannedNote]) -> KeyPlan:
+    """The key's budget is spent and ``onExceeded`` is ``Revoke``: no credential until the next period.
+
+    Unlike a policy refusal there is no grace: every credential the key holds (current, superseded
+    ones still in their grace, an unfinished one) is taken out of the destinations and revoked now,
+    so nothing can spend further; the key is issued afresh when the next period starts.
+    """
+    resume = hold_ends(status)
+    assert resume is not None
+    budget_message = status.condition(ConditionType.BUDGET_EXCEEDED)
+    why = budget_message.message if budget_message is not None else "the key's budget is spent"
+    due = {a.service_account_id for a in actions if isinstance(a, Revoke)}
+    revoked_any = False
+    if status.service_account_id is not None:
+        actions.extend(_withdraw_current(status))
+        revoked_any = True
+    for p in status.previous:
+        if p.service_account_id not in due:
+            actions.append(Revoke(p.service_account_id, "previous", key_id=p.key_id, follow_up=False))
+            revoked_any = True
+    if status.pending is not None and status.pending.service_account_id is not None:
+        actions.append(Revoke(status.pending.service_account_id, "pending", key_id=status.pending.key_id,
+                              follow_up=False))
+        revoked_any = True
+    elif status.pending is not None:
+        status = replace(status, pending=None)
+    message = f"{why}; no credential until {resume.isoformat()}, when a fresh one is issued"
+    if revoked_any:
+        notes.append(PlannedNote("Warning", Reason.BUDGET_EXCEEDED,
+                                 f"{why}: credential r{status.revision} removed from every destination and revoked; "
+                                 f"a fresh one is issued at {resume.isoformat()}"))
+    status = _ready(status, False, Reason.BUDGET_EXCEEDED, message, facts)
+    status = replace(status, failed_attempts=0, last_failure_time=None, next_rotation_at=None)
+    return KeyPlan(status, tuple(actions), tuple(notes), _requeue(facts, resume))
 
 
 def _any_holds(facts: KeyFacts, pending: PendingCredential) -> bool:
@@ -441,8 +485,12 @@ def promoted(status: KeyStatus, facts: KeyFacts, deliveries: Mapping[str, Delive
     return _ready(status, True, Reason.ISSUED, f"credential r{pending.revision} delivered and verified", facts)
 
 
-def revoked(status: KeyStatus, action: Revoke) -> KeyStatus:
-    """One service account is gone (or refused to be deleted as not ours): drop it from status."""
+def revoked(status: KeyStatus, action: Revoke, at: datetime) -> KeyStatus:
+    """One service account is gone (or refused to be deleted as not ours): drop it from status.
+
+    Its key id moves to ``spend.retiredCredentials``: what it cost this period still counts.
+    """
+    status = retire(status, action.key_id, at)
     if action.why == "previous":
         return replace(status, previous=tuple(p for p in status.previous
                                               if p.service_account_id != action.service_account_id))

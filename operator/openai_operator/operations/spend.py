@@ -1,0 +1,194 @@
+"""One spend poll: read the organisation's costs once, then bring each object's ``status.spend`` up to date.
+
+:func:`read_costs` is the only Admin API work of a poll: ``GET /organization/costs`` from the start
+of the month, grouped by project and API key, one page of up to 31 daily buckets (more pages only
+if OpenAI splits them), whatever the number of keys. :func:`apply_spend` then fans the sums out to
+the objects it is given (from the indexes, by project id and by API key id): it assesses each from
+the index's copy of its status, and only where something changed does it take the object's lock,
+read it fresh, assess again and patch the spend fields. So a poll that learns nothing writes
+nothing, and a key pass running at the same time never overwrites (or is overwritten by) the poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from openai_operator.deps import Deps
+from openai_operator.model.conditions import ConditionType
+from openai_operator.model.specs import KeyBudget, ProjectBudget
+from openai_operator.model.status import KeyStatus, ProjectStatus, Spend
+from openai_operator.operations.outcome import Note
+from openai_operator.reconcile.spend import (
+    BudgetAlert,
+    CostReport,
+    CostRow,
+    assess_key,
+    assess_project,
+    cost_report,
+    period_start,
+    spend_fields,
+)
+
+__all__ = ["FanOut", "KeySpendView", "ProjectSpendView", "apply_spend", "key_budget", "project_budget",
+           "read_costs"]
+
+log = structlog.get_logger(__name__)
+
+COST_PAGE_BUCKETS = 31
+"""Daily buckets asked for per page: a whole month fits in one."""
+
+
+@dataclass(frozen=True)
+class ProjectSpendView:
+    """What the poller needs of one OpenAIProject (kept in an index, by OpenAI project id)."""
+
+    name: str
+    generation: int | None
+    budget: ProjectBudget | None
+    status: ProjectStatus
+
+
+@dataclass(frozen=True)
+class KeySpendView:
+    """What the poller needs of one OpenAIKey (kept in an index, by each API key id it counts)."""
+
+    namespace: str
+    name: str
+    generation: int | None
+    budget: KeyBudget | None
+    status: KeyStatus
+
+
+def project_budget(spec: Mapping[str, Any]) -> ProjectBudget | None:
+    """``spec.budget`` of a project, or ``None`` when unset or malformed (the reconcile reports that)."""
+    raw = spec.get("budget")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return ProjectBudget.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def key_budget(spec: Mapping[str, Any]) -> KeyBudget | None:
+    """``spec.budget`` of a key, or ``None`` when unset or malformed (the key's pass reports that)."""
+    raw = spec.get("budget")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return KeyBudget.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+async def read_costs(deps: Deps) -> CostReport:
+    """This month's costs for the whole organisation, by project and API key (one paged call).
+
+    The month is OpenAI's: the period comes from OpenAI's clock (its ``Date`` header), so a skewed
+    local clock cannot sum the wrong month. If the answer shows that OpenAI's month is not the one
+    asked for (the first poll, or a month boundary passed meanwhile), the read is repeated once.
+    """
+    asked = period_start(deps.admin.server_time(deps.clock()))
+    for _ in range(2):
+        buckets = await deps.admin.costs(start_time=asked, group_by=("project_id", "api_key_id"),
+                                         limit=COST_PAGE_BUCKETS)
+        now = deps.admin.server_time(deps.clock())
+        if period_start(now) == asked:
+            break
+        asked = period_start(now)
+    rows = [CostRow(b.start, b.end, r.amount_usd, r.project_id, r.api_key_id) for b in buckets for r in b.results]
+    newest_end = max((b.end for b in buckets), default=None)
+    return cost_report(rows, read_at=now, newest_bucket_end=newest_end)
+
+
+@dataclass
+class FanOut:
+    """What one poll changed: objects written, Events to post (with the body to post them on), keys to wake."""
+
+    written: int = 0
+    events: list[tuple[Mapping[str, Any], list[Note]]] = field(default_factory=list)
+    wake: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _notes(alerts: Iterable[BudgetAlert]) -> list[Note]:
+    return [Note("Warning", alert.reason, alert.message) for alert in alerts]
+
+
+def _exceeded(status: KeyStatus | ProjectStatus) -> bool:
+    condition = status.condition(ConditionType.BUDGET_EXCEEDED)
+    return condition is not None and condition.status == "True"
+
+
+def _record(deps: Deps, kind: str, namespace: str, name: str, spend: Spend | None, budget_usd: float | None,
+            alerts: Iterable[BudgetAlert]) -> None:
+    deps.metrics.set_spend(kind, namespace, name, spend.month_to_date_usd if spend else None,
+                           spend.forecast_usd if spend else None, budget_usd)
+    for alert in alerts:
+        deps.metrics.record_budget_alert(kind, alert.threshold if alert.threshold is not None else "forecast")
+
+
+async def apply_spend(deps: Deps, report: CostReport, projects: Iterable[ProjectSpendView],
+                      keys: Iterable[KeySpendView]) -> FanOut:
+    """Bring every given object's spend up to date with ``report``; write only what changed."""
+    out = FanOut()
+    for project in projects:
+        await _apply_project(deps, report, project, out)
+    for key in keys:
+        await _apply_key(deps, report, key, out)
+    return out
+
+
+async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView, out: FanOut) -> None:
+    guess, _ = assess_project(view.status, budget=view.budget, report=report, generation=view.generation)
+    if spend_fields(guess) == spend_fields(view.status):
+        _record(deps, "OpenAIProject", "", view.name, guess.spend, _usd(view.budget), ())
+        return
+    async with deps.lock("OpenAIProject", None, view.name):
+        body = await deps.objects.get_project(view.name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        budget = project_budget(body.get("spec") or {})
+        status = ProjectStatus.from_dict(body.get("status"))
+        updated, alerts = assess_project(status, budget=budget, report=report,
+                                         generation=body["metadata"].get("generation"))
+        fields = spend_fields(updated)
+        if fields != spend_fields(status):
+            await deps.objects.patch_project_status(view.name, fields)
+            out.written += 1
+    _record(deps, "OpenAIProject", "", view.name, updated.spend, _usd(budget), alerts)
+    if alerts:
+        out.events.append((body, _notes(alerts)))
+
+
+async def _apply_key(deps: Deps, report: CostReport, view: KeySpendView, out: FanOut) -> None:
+    guess, _ = assess_key(view.status, budget=view.budget, report=report, generation=view.generation)
+    if spend_fields(guess) == spend_fields(view.status):
+        _record(deps, "OpenAIKey", view.namespace, view.name, guess.spend, _usd(view.budget), ())
+        return
+    async with deps.lock("OpenAIKey", view.namespace, view.name):
+        body = await deps.objects.get_key(view.namespace, view.name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        budget = key_budget(body.get("spec") or {})
+        status = KeyStatus.from_dict(body.get("status"))
+        updated, alerts = assess_key(status, budget=budget, report=report,
+                                     generation=body["metadata"].get("generation"))
+        fields = spend_fields(updated)
+        if fields != spend_fields(status):
+            await deps.objects.patch_key_status(view.namespace, view.name, fields)
+            out.written += 1
+    _record(deps, "OpenAIKey", view.namespace, view.name, updated.spend, _usd(budget), alerts)
+    if alerts:
+        out.events.append((body, _notes(alerts)))
+    if _exceeded(updated) != _exceeded(status):
+        out.wake.append((view.namespace, view.name))
+        log.info("key budget state changed", key=f"{view.namespace}/{view.name}", exceeded=_exceeded(updated))
+
+
+def _usd(budget: ProjectBudget | KeyBudget | None) -> float | None:
+    return budget.monthly_usd if budget is not None else None
