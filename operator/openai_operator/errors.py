@@ -20,6 +20,8 @@ stored, because messages end up in conditions, Events and logs; ids stay readabl
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from openai_operator.redaction import redact
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "PolicyError",
     "SpecError",
     "TransientError",
+    "retry_after",
     "scrub",
 ]
 
@@ -97,3 +100,10 @@ class PolicyError(OperatorError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+def retry_after(error: OperatorError, delay: timedelta) -> timedelta:
+    """``delay``, or the server's ``Retry-After`` hint when it asks for longer."""
+    if isinstance(error, TransientError) and error.retry_after is not None:
+        return max(delay, timedelta(seconds=error.retry_after))
+    return delay

@@ -13,16 +13,9 @@ from datetime import timedelta
 
 import kopf
 
-from openai_operator.errors import ConflictError, OperatorError, PermanentError, TransientError
+from openai_operator.errors import ConflictError, OperatorError, PermanentError, retry_after
 
 __all__ = ["raise_for", "retry_after"]
-
-
-def retry_after(error: OperatorError, delay: timedelta) -> timedelta:
-    """``delay``, or the server's hint when it asks for longer."""
-    if isinstance(error, TransientError) and error.retry_after is not None:
-        return max(delay, timedelta(seconds=error.retry_after))
-    return delay
 
 
 def raise_for(error: OperatorError | None, *, delay: timedelta) -> None:

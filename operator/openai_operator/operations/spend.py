@@ -1,4 +1,4 @@
-"""One spend poll: read the organisation's costs once, then bring each object's ``status.spend`` up to date.
+"""The spend poll: read the organisation's costs once, then bring each object's ``status.spend`` up to date.
 
 :func:`read_costs` is the only Admin API work of a poll: ``GET /organization/costs`` from the start
 of the month, grouped by project and API key, one page of up to 31 daily buckets (more pages only
@@ -11,18 +11,23 @@ nothing, and a key pass running at the same time never overwrites (or is overwri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
 from openai_operator.deps import Deps
+from openai_operator.errors import OperatorError, retry_after
 from openai_operator.model.conditions import ConditionType
 from openai_operator.model.specs import KeyBudget, ProjectBudget
 from openai_operator.model.status import KeyStatus, ProjectStatus, Spend
 from openai_operator.operations.outcome import Note
+from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.spend import (
     BudgetAlert,
     CostReport,
@@ -30,12 +35,14 @@ from openai_operator.reconcile.spend import (
     assess_key,
     assess_project,
     cost_report,
+    key_ids,
+    next_period_start,
     period_start,
     spend_fields,
 )
 
-__all__ = ["FanOut", "KeySpendView", "ProjectSpendView", "apply_spend", "key_budget", "project_budget",
-           "read_costs"]
+__all__ = ["FanOut", "KeySpendView", "ProjectSpendView", "SpendPoller", "apply_spend", "key_budget",
+           "key_spend_entries", "project_budget", "project_spend_entry", "read_costs"]
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +91,25 @@ def key_budget(spec: Mapping[str, Any]) -> KeyBudget | None:
         return KeyBudget.model_validate(raw)
     except ValidationError:
         return None
+
+
+def project_spend_entry(name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
+                        meta: Mapping[str, Any]) -> dict[str, ProjectSpendView]:
+    """The index entry of one OpenAIProject: its OpenAI project id → what the poller needs of it."""
+    recorded = ProjectStatus.from_dict(status)
+    if recorded.project_id is None or meta.get("deletionTimestamp"):
+        return {}
+    return {recorded.project_id: ProjectSpendView(name, meta.get("generation"), project_budget(spec), recorded)}
+
+
+def key_spend_entries(namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
+                      meta: Mapping[str, Any]) -> dict[str, KeySpendView]:
+    """The index entries of one OpenAIKey: every API key id whose cost counts toward it this period."""
+    if meta.get("deletionTimestamp"):
+        return {}
+    recorded = KeyStatus.from_dict(status)
+    view = KeySpendView(namespace, name, meta.get("generation"), key_budget(spec), recorded)
+    return dict.fromkeys(key_ids(recorded), view)
 
 
 async def read_costs(deps: Deps) -> CostReport:
@@ -192,3 +218,67 @@ async def _apply_key(deps: Deps, report: CostReport, view: KeySpendView, out: Fa
 
 def _usd(budget: ProjectBudget | KeyBudget | None) -> float | None:
     return budget.monthly_usd if budget is not None else None
+
+
+Post = Callable[[Mapping[str, Any], list[Note]], None]
+"""Posts Events on an object (the handler layer's, which owns Kopf)."""
+Nudge = Callable[[str, str], None]
+"""Wakes one key's loop (namespace, name)."""
+
+
+class SpendPoller:
+    """The organisation's one costs poller: polls at most once per interval, however often it is ticked.
+
+    After a failure it waits out its backoff, or the server's ``Retry-After`` when that is longer,
+    and leaves every status as it was (the metrics show the staleness).
+    """
+
+    def __init__(self, deps: Deps, interval: timedelta, *, post: Post, nudge: Nudge,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._deps, self._interval, self._post, self._nudge = deps, interval, post, nudge
+        self._monotonic = monotonic
+        self._lock = asyncio.Lock()
+        self._due = 0.0  # on the monotonic clock: poll at the first tick
+        self._failures = 0
+        self._newest_bucket: float | None = None
+
+    async def tick(self, projects: Iterable[ProjectSpendView], keys: Iterable[KeySpendView]) -> None:
+        """Poll if due; otherwise return at once."""
+        if self._lock.locked() or self._monotonic() < self._due:
+            return
+        async with self._lock:
+            await self._poll(list(projects), list(keys))
+
+    async def _poll(self, projects: list[ProjectSpendView], keys: list[KeySpendView]) -> None:
+        deps = self._deps
+        started = self._monotonic()
+        now = deps.clock()
+        try:
+            report = await read_costs(deps)
+            fan_out = await apply_spend(deps, report, projects, keys)
+        except OperatorError as error:
+            self._failures += 1
+            delay = retry_after(error, min(retry_delay(self._failures, "spend-poll"), self._interval))
+            self._due = self._monotonic() + delay.total_seconds()
+            self._observe(started, now, ok=False)
+            log.warning("costs poll failed; status.spend keeps the last values", error=error.message,
+                        retry_in_seconds=round(delay.total_seconds(), 1), failures=self._failures)
+            return
+        self._failures = 0
+        self._due = started + self._interval.total_seconds()
+        if report.as_of is not None:
+            self._newest_bucket = report.as_of.timestamp()
+        self._observe(started, now, ok=True)
+        for body, notes in fan_out.events:
+            self._post(body, notes)
+        for namespace, name in fan_out.wake:
+            self._nudge(namespace, name)
+        log.info("costs polled", projects=len(projects), keys=len(keys), written=fan_out.written,
+                 alerts=sum(len(n) for _, n in fan_out.events),
+                 as_of=report.as_of.isoformat() if report.as_of else None)
+
+    def _observe(self, started: float, now: datetime, *, ok: bool) -> None:
+        age = now.timestamp() - self._newest_bucket if self._newest_bucket is not None else None
+        self._deps.metrics.observe_spend_poll(self._monotonic() - started, ok=ok, at=now.timestamp(),
+                                              period_end=next_period_start(now).timestamp(),
+                                              newest_bucket_age_seconds=age)
