@@ -8,6 +8,8 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,20 @@ SESSION_FINGERPRINT_KEY = secrets.token_urlsafe(48)
 """The fingerprint HMAC key of every operator this test process starts: random per session, like the
 chart's per-install Secret, and the same across restarts (another key would make every destination
 look drifted). An ``OperatorProcess`` env that sets ``OPENAI_OPERATOR_FINGERPRINT_KEY`` wins."""
+
+
+@contextmanager
+def running_emulator(folder: Path) -> Iterator[Emulator]:
+    """The emulator as a subprocess with its state in ``folder``, stopped on exit."""
+    from openai_operator.devstack.stack import Stack
+
+    stack = Stack(folder, with_vault=False, with_emulator=True)
+    try:
+        stack.state_dir = stack.state_dir.resolve()
+        base_url, admin_key = stack.start_emulator()
+        yield Emulator(base_url, admin_key)
+    finally:
+        stack.stop()
 
 
 @dataclass

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from typing import Any
 
-from harness import Emulator
+from harness import Emulator, OperatorProcess
 from support import wait_for
 from testbed import Kubectl
 
@@ -91,3 +92,24 @@ def wait_revision(kubectl: Kubectl, namespace: str, name: str, above: int, timeo
             return status  # type: ignore[no-any-return]
         return None
     return wait_for(done, timeout=timeout, what=f"{namespace}/{name} to rotate past r{above}")
+
+
+def start_peered(kubectl: Kubectl, active: OperatorProcess) -> tuple[str, OperatorProcess]:
+    """Run ``active`` (priority 20) and a standby (priority 10) under a fresh ClusterKopfPeering.
+
+    They start one after the other, as a rollout does: two replicas started in the same instant both
+    act until each sees the other's peering record (Kopf's peering has that window). Returns the
+    peering name and the standby, which the caller stops.
+    """
+    peering = f"openai-operator-{secrets.token_hex(3)}"
+    apply(kubectl, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}})
+    standby = OperatorProcess(env=active.env, log_dir=active.log_dir / "standby")
+    standby.log_dir.mkdir()
+    for replica, priority in ((active, 20), (standby, 10)):
+        replica.standalone = False
+        replica.extra_args = [f"--peering-name={peering}", f"--priority={priority}"]
+        replica.start()
+        wait_for(lambda p=priority: p in [v.get("priority") for v in  # type: ignore[misc]
+                                           get(kubectl, "clusterkopfpeering", peering).get("status", {}).values()],
+                 timeout=30, what=f"the replica with priority {priority} to announce itself")
+    return peering, standby

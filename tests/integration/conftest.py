@@ -13,21 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import SESSION_FINGERPRINT_KEY, Emulator, OperatorProcess
-from openai_operator.devstack.stack import Stack
+from harness import SESSION_FINGERPRINT_KEY, Emulator, OperatorProcess, running_emulator
 from scenario import apply, project_manifest
 from testbed import KubeCluster, Kubectl
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    stack = Stack(tmp_path_factory.mktemp("emulator"), with_vault=False, with_emulator=True)
-    try:
-        stack.state_dir = stack.state_dir.resolve()
-        base_url, admin_key = stack.start_emulator()
-        yield Emulator(base_url, admin_key)
-    finally:
-        stack.stop()
+    with running_emulator(tmp_path_factory.mktemp("emulator")) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="session")

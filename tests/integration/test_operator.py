@@ -22,6 +22,7 @@ from scenario import (
     live_accounts_for,
     project_manifest,
     secret_value,
+    start_peered,
     wait_ready,
 )
 from support import wait_for
@@ -240,19 +241,7 @@ def test_two_replicas_with_peering_only_the_higher_priority_one_acts(
     kubectl: Kubectl, emulator: Emulator, operator_factory: OperatorProcess, namespace: str, project: str
 ) -> None:
     """HA: both replicas run, peering makes the lower-priority one stand by, so no key is issued twice."""
-    peering = f"openai-operator-{secrets.token_hex(3)}"
-    apply(kubectl, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}})
-    standby = OperatorProcess(env=operator_factory.env, log_dir=operator_factory.log_dir / "standby")
-    standby.log_dir.mkdir()
-    for replica, priority in ((operator_factory, 20), (standby, 10)):
-        replica.standalone = False
-        replica.extra_args = [f"--peering-name={peering}", f"--priority={priority}"]
-        replica.start()
-        # Start one after the other, as a rollout does: two replicas started in the same instant
-        # both act until each sees the other's peering record (Kopf's peering has that window).
-        wait_for(lambda p=priority: p in [v.get("priority") for v in
-                                           get(kubectl, "clusterkopfpeering", peering).get("status", {}).values()],
-                 timeout=30, what=f"the replica with priority {priority} to announce itself")
+    peering, standby = start_peered(kubectl, operator_factory)
     try:
         project_id = wait_ready(kubectl, "openaiproject", project)["status"]["projectId"]
         apply(kubectl, key_manifest("ha", namespace, project))

@@ -17,8 +17,7 @@ import httpx
 import openai
 import pytest
 
-from harness import Emulator, OperatorProcess
-from openai_operator.devstack.stack import Stack
+from harness import Emulator, OperatorProcess, running_emulator
 from scenario import (
     apply,
     condition,
@@ -28,6 +27,7 @@ from scenario import (
     live_accounts_for,
     project_manifest,
     secret_value,
+    start_peered,
     wait_ready,
     wait_revision,
 )
@@ -42,13 +42,8 @@ USD_PER_INPUT_CHAR = 2.50 / 1_000_000 / 4
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    stack = Stack(tmp_path_factory.mktemp("spend-emulator"), with_vault=False, with_emulator=True)
-    try:
-        stack.state_dir = stack.state_dir.resolve()
-        base_url, admin_key = stack.start_emulator()
-        yield Emulator(base_url, admin_key)
-    finally:
-        stack.stop()
+    with running_emulator(tmp_path_factory.mktemp("spend-emulator")) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -186,18 +181,8 @@ def test_thresholds_fire_once_per_period_across_a_restart_and_a_failover(
     operator_factory.stop()
 
     # A failover: two peered replicas; the active one goes away and the standby takes over.
-    peering = f"openai-operator-{secrets.token_hex(3)}"
-    apply(kubectl, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}})
-    standby = OperatorProcess(env=operator_factory.env, log_dir=operator_factory.log_dir / "standby")
-    standby.log_dir.mkdir()
+    _, standby = start_peered(kubectl, operator_factory)
     try:
-        for replica, priority in ((operator_factory, 20), (standby, 10)):
-            replica.standalone = False
-            replica.extra_args = [f"--peering-name={peering}", f"--priority={priority}"]
-            replica.start()
-            wait_for(lambda p=priority: p in [v.get("priority") for v in
-                                               get(kubectl, "clusterkopfpeering", peering).get("status", {}).values()],
-                     timeout=30, what=f"the replica with priority {priority} to announce itself")
         wait_for(lambda: _polls(operator_factory), timeout=30, what="the active replica's first poll")
         assert _polls(standby) == 0, "the standby does not poll"
         operator_factory.stop()

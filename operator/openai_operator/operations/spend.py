@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -71,26 +71,27 @@ class KeySpendView:
     status: KeyStatus
 
 
-def project_budget(spec: Mapping[str, Any]) -> ProjectBudget | None:
-    """``spec.budget`` of a project, or ``None`` when unset or malformed (the reconcile reports that)."""
+_B = TypeVar("_B", ProjectBudget, KeyBudget)
+
+
+def _budget(spec: Mapping[str, Any], model: type[_B]) -> _B | None:
     raw = spec.get("budget")
     if not isinstance(raw, Mapping):
         return None
     try:
-        return ProjectBudget.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError:
         return None
+
+
+def project_budget(spec: Mapping[str, Any]) -> ProjectBudget | None:
+    """``spec.budget`` of a project, or ``None`` when unset or malformed (the reconcile reports that)."""
+    return _budget(spec, ProjectBudget)
 
 
 def key_budget(spec: Mapping[str, Any]) -> KeyBudget | None:
     """``spec.budget`` of a key, or ``None`` when unset or malformed (the key's pass reports that)."""
-    raw = spec.get("budget")
-    if not isinstance(raw, Mapping):
-        return None
-    try:
-        return KeyBudget.model_validate(raw)
-    except ValidationError:
-        return None
+    return _budget(spec, KeyBudget)
 
 
 def project_spend_entry(name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
