@@ -58,18 +58,21 @@ def _env(name: str) -> str:
               help="Watch only these namespaces for OpenAIKeys (default: all namespaces).")
 @click.option("--standalone", is_flag=True, envvar=_env("STANDALONE"),
               help="No peering: act even if other replicas run (tests, single replica).")
-@click.option("--peering-name", default="openai-operator", envvar=_env("PEERING_NAME"))
+@click.option("--peering-name", default="openai-operator", envvar=_env("PEERING_NAME"),
+              help="Name of the ClusterKopfPeering object the replicas elect the active one through.")
 @click.option("--priority", type=int, default=0, envvar=_env("PRIORITY"),
               help="Peering priority; the highest-priority replica is the active one.")
-@click.option("--log-format", type=click.Choice(["json", "console"]), default="json", envvar=_env("LOG_FORMAT"))
-@click.option("--log-level", default="INFO", envvar=_env("LOG_LEVEL"))
+@click.option("--log-format", type=click.Choice(["json", "console"]), default="json", envvar=_env("LOG_FORMAT"),
+              help="json: one JSON object per line; console: for people.")
+@click.option("--log-level", default="INFO", envvar=_env("LOG_LEVEL"), help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--metrics-port", type=int, default=8080, envvar=_env("METRICS_PORT"),
               help="Port of the Prometheus /metrics endpoint (0 disables it).")
 @click.option("--health-port", type=int, default=8081, envvar=_env("HEALTH_PORT"),
               help="Port of the liveness probe /healthz (0 disables it).")
 @click.option("--key-resync-interval", type=DURATION, default="5m", envvar=_env("KEY_RESYNC_INTERVAL"),
               help="How often every OpenAIKey is re-checked without a change.")
-@click.option("--project-resync-interval", type=DURATION, default="10m", envvar=_env("PROJECT_RESYNC_INTERVAL"))
+@click.option("--project-resync-interval", type=DURATION, default="10m", envvar=_env("PROJECT_RESYNC_INTERVAL"),
+              help="How often every OpenAIProject is compared with OpenAI (name, rate limits, spend limit).")
 @click.option("--inventory-interval", type=DURATION, default="10m", envvar=_env("INVENTORY_INTERVAL"),
               help="How often each project's service accounts are inventoried (drift and orphans).")
 @click.option("--spend-poll-interval", type=DURATION, default="5m", envvar=_env("SPEND_POLL_INTERVAL"),
