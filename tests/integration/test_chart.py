@@ -51,12 +51,13 @@ OPERATOR_RULES = {
         ("", ("secrets",), ("get", "create", "update", "delete")),
         ("", ("namespaces",), ("get",)),
         ("", ("events",), ("create",)),
-        ("apps", ("deployments", "statefulsets", "daemonsets"), ("get", "patch")),
         ("kopf.dev", ("clusterkopfpeerings",), ("list", "watch")),
         ("apiextensions.k8s.io", ("customresourcedefinitions",), ("list", "watch")),
     ) for resource in resources for verb in verbs),
 }
 PEERING_RULES = {("kopf.dev", "clusterkopfpeerings", verb) for verb in ("get", "patch")}
+RESTART_RULES = {("apps", resource, verb, "") for resource in ("deployments", "statefulsets", "daemonsets")
+                 for verb in ("get", "patch")}
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,20 @@ def test_default_rendering(offline_helm: Helm) -> None:
     docs = offline_helm.render()
     assert sorted(doc["kind"] for doc in docs) == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "ClusterKopfPeering",
-        "Service", "NetworkPolicy", "Secret",
+        "Service", "NetworkPolicy", "Secret", "PodDisruptionBudget", "ClusterRole", "ClusterRole",
     ])
+    tenant_roles = {doc["metadata"]["name"]: doc for doc in _of(docs, "ClusterRole")
+                    if doc["metadata"]["name"].startswith("openai-key-")}
+    assert _rules(tenant_roles["openai-key-editor"]) == {
+        ("openai.operator.dev", "openaikeys", verb, "")
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")}, \
+        "tenants never get openaikeys/status"
+    assert tenant_roles["openai-key-editor"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] \
+        == "true"
+    assert _rules(tenant_roles["openai-key-viewer"]) == {
+        ("openai.operator.dev", "openaikeys", verb, "") for verb in ("get", "list", "watch")}
+    assert _one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    docs = [doc for doc in docs if doc["metadata"]["name"] not in tenant_roles]
     names = {doc["kind"]: doc["metadata"]["name"] for doc in docs}
     assert set(names.values()) == {
         "rel-openai-operator", "rel-openai-operator-metrics", "rel-openai-operator-fingerprint-key"}
@@ -237,6 +250,31 @@ def test_toggles(offline_helm: Helm) -> None:
     assert env["OPENAI_OPERATOR_PEERING_NAME"] == "ops"
     assert "command" not in _container(docs), "a fixed priority runs the image's entrypoint as is"
     assert _one(docs, "ClusterKopfPeering")["metadata"]["name"] == "ops"
+    assert not _of(docs, "PodDisruptionBudget"), "one replica: nothing to keep available"
+
+
+def test_restart_target_permissions_are_opt_in_and_can_be_limited_to_namespaces(offline_helm: Helm) -> None:
+    """Patch on workloads is a cluster takeover if the operator is compromised: off by default,
+    cluster-wide only when asked, or a Role in each chosen namespace."""
+    def operator_role(docs: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+        return _rules(next(d for d in _of(docs, "ClusterRole") if d["metadata"]["name"] == "rel-openai-operator"))
+
+    default = offline_helm.render()
+    assert not operator_role(default) & RESTART_RULES
+    assert not _of(default, "Role")
+    wide = offline_helm.render("--set", "rbac.restartTargets.enabled=true")
+    assert operator_role(wide) & RESTART_RULES == RESTART_RULES
+    narrow = offline_helm.render(
+        "--set", "rbac.restartTargets.enabled=true,rbac.restartTargets.namespaces={team-a,team-b}")
+    assert not operator_role(narrow) & RESTART_RULES
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in _of(narrow, "Role")}
+    assert set(roles) == {("team-a", "rel-openai-operator-restart-targets"),
+                          ("team-b", "rel-openai-operator-restart-targets")}
+    assert all(_rules(role) == RESTART_RULES for role in roles.values())
+    bindings = list(_of(narrow, "RoleBinding"))
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "rel-openai-operator", "namespace": "ops"}]
+               for b in bindings)
 
 
 @pytest.mark.parametrize(
@@ -393,9 +431,9 @@ def test_service_account_can_do_what_the_operator_needs_and_no_more(installed: R
         (("update", "openaikeys.openai.operator.dev", "-n", tenant), False),
         (("delete", "openaikeys.openai.operator.dev", "-n", tenant), False),
         (("create", "openaiprojects.openai.operator.dev"), False),
-        (("patch", "deployments.apps", "-n", tenant), True),
-        (("patch", "statefulsets.apps", "-n", tenant), True),
-        (("patch", "daemonsets.apps", "-n", tenant), True),
+        (("patch", "deployments.apps", "-n", tenant), False),
+        (("patch", "statefulsets.apps", "-n", tenant), False),
+        (("patch", "daemonsets.apps", "-n", tenant), False),
         (("delete", "deployments.apps", "-n", tenant), False),
         (("create", "events", "-n", tenant), True),
         (("get", f"namespaces/{tenant}"), True),
@@ -422,11 +460,34 @@ def test_service_account_can_do_what_the_operator_needs_and_no_more(installed: R
     assert not wrong, "\n".join(wrong)
 
 
+def test_tenants_with_edit_manage_keys_but_never_their_status(installed: Release, kubectl: Kubectl) -> None:
+    """The aggregated tenant roles: edit in a namespace grants OpenAIKeys there, not openaikeys/status."""
+    tenant = f"tenant-{secrets.token_hex(3)}"
+    kubectl("create", "namespace", tenant)
+    try:
+        kubectl("create", "rolebinding", "dev-edit", "--clusterrole=edit", "--user=dev", "-n", tenant)
+        kubectl("create", "rolebinding", "auditor-view", "--clusterrole=view", "--user=auditor", "-n", tenant)
+
+        def can(user: str, *args: str) -> bool:
+            return kubectl("auth", "can-i", *args, "-n", tenant, f"--as={user}", check=False).stdout.strip() == "yes"
+        wait_for(lambda: can("dev", "create", "openaikeys.openai.operator.dev"), timeout=30,
+                 what="the aggregated editor role to reach edit")
+        assert can("dev", "delete", "openaikeys.openai.operator.dev")
+        assert not can("dev", "patch", "openaikeys.openai.operator.dev", "--subresource=status")
+        assert not can("dev", "update", "openaikeys.openai.operator.dev", "--subresource=status")
+        wait_for(lambda: can("auditor", "list", "openaikeys.openai.operator.dev"), timeout=30,
+                 what="the aggregated viewer role to reach view")
+        assert not can("auditor", "create", "openaikeys.openai.operator.dev")
+    finally:
+        kubectl("delete", "namespace", tenant, "--wait=false", check=False)
+
+
 def test_uninstall_removes_the_release_objects(
     helm: Helm, kubectl: Kubectl, crds: list[str], namespace: str
 ) -> None:
     release = Release(f"oo-{secrets.token_hex(3)}", namespace)
-    helm("install", release.name, str(CHART), "--namespace", namespace)
+    # A second release in the cluster: the tenant roles are cluster-wide and the first one made them.
+    helm("install", release.name, str(CHART), "--namespace", namespace, "--set", "rbac.tenantRoles.create=false")
     cluster_objects = [
         f"clusterrole/{release.fullname}", f"clusterrolebinding/{release.fullname}",
         f"clusterkopfpeering/{release.fullname}",
