@@ -12,7 +12,7 @@ import pytest
 
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps
-from openai_operator.errors import OperatorError, TransientError
+from openai_operator.errors import OperatorError, PermanentError, TransientError
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.model.status import KeyStatus
 from openai_operator.openai.models import CostBucket, CostResult
@@ -120,10 +120,10 @@ async def test_one_read_per_interval_however_many_ticks() -> None:
     poller = SpendPoller(deps_with(admin, objects), timedelta(minutes=5), post=no_events, nudge=no_nudge,
                          monotonic=clock)
     for _ in range(5):
-        await poller.tick([], [])
+        await poller.tick(lambda: ([], []))
     assert admin.calls == [DEC], "from the start of the month, once"
     clock.now += 301
-    await poller.tick([], [])
+    await poller.tick(lambda: ([], []))
     assert len(admin.calls) == 2
 
 
@@ -132,14 +132,14 @@ async def test_a_failed_read_honours_retry_after_and_writes_nothing() -> None:
     objects.keys[("apps", "a")] = key_body("a", "key_a")
     poller = SpendPoller(deps_with(admin, objects), timedelta(minutes=5), post=no_events, nudge=no_nudge,
                          monotonic=clock)
-    await poller.tick(*views(objects))
+    await poller.tick(lambda: views(objects))
     clock.now += 119
-    await poller.tick(*views(objects))
+    await poller.tick(lambda: views(objects))
     assert len(admin.calls) == 1, "not before the server's Retry-After"
     assert objects.patches == []
     clock.now += 2
     admin.fail = None
-    await poller.tick(*views(objects))
+    await poller.tick(lambda: views(objects))
     assert len(admin.calls) == 2
     assert [p[0] for p in objects.patches] == ["apps/a"]
 
@@ -169,3 +169,32 @@ async def test_the_month_is_openais() -> None:
     report = await read_costs(deps)
     assert admin.calls == [DEC]
     assert report.period_start == DEC
+
+
+async def test_one_object_that_cannot_be_written_does_not_stop_the_others_or_lose_their_alerts() -> None:
+    """A PATCH refused for one key: the keys before and after it are still updated, and the alerts of
+    those saved are still announced (an alert saved as fired but never posted would be lost for good)."""
+    admin = FakeCosts(rows=[("proj_1", "key_a", 60.0), ("proj_1", "key_b", 70.0), ("proj_1", "key_c", 70.0)])
+    objects = RefusingObjects(refuse="apps/b")
+    deps = deps_with(admin, objects)
+    for name in ("a", "b", "c"):
+        body = key_body(name, f"key_{name}")
+        body["spec"]["budget"] = {"monthlyUSD": 100}
+        objects.keys[("apps", name)] = body
+    posted: list[tuple[str, list[str]]] = []
+    poller = SpendPoller(deps, timedelta(minutes=5), nudge=no_nudge,
+                         post=lambda body, notes: posted.append((body["metadata"]["name"], [n.reason for n in notes])))
+    await poller.tick(lambda: views(objects))
+    assert [p[0] for p in objects.patches] == ["apps/a", "apps/c"]
+    assert sorted(name for name, _ in posted) == ["a", "c"]
+    assert all("BudgetThresholdCrossed" in reasons for _, reasons in posted)
+
+
+@dataclass
+class RefusingObjects(FakeObjects):
+    refuse: str = ""
+
+    async def patch_key_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if f"{namespace}/{name}" == self.refuse:
+            raise PermanentError("admission webhook refused the patch")
+        await super().patch_key_status(namespace, name, status)

@@ -59,8 +59,8 @@ async def tick(memo: kopf.Memo, project_spend_index: kopf.Index[str, ProjectSpen
     if poller is None:
         poller = memo["spend_poller"] = SpendPoller(memo["deps"], memo["config"].spend_poll_interval, post=post,
                                                     nudge=memo["wakeups"].nudge)
-    await poller.tick(_distinct(project_spend_index, lambda v: v.name),
-                      _distinct(key_spend_index, lambda v: (v.namespace, v.name)))
+    await poller.tick(lambda: (_distinct(project_spend_index, lambda v: v.name),
+                               _distinct(key_spend_index, lambda v: (v.namespace, v.name))))
 
 
 async def forget_project(name: str, memo: kopf.Memo, **_: Any) -> None:

@@ -140,6 +140,8 @@ class FanOut:
     written: int = 0
     events: list[tuple[Mapping[str, Any], list[Note]]] = field(default_factory=list)
     wake: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """Objects that could not be read or written this poll (``namespace/name``, why): the next poll tries again."""
 
 
 def _notes(alerts: Iterable[BudgetAlert]) -> list[Note]:
@@ -161,12 +163,22 @@ def _record(deps: Deps, kind: str, namespace: str, name: str, spend: Spend | Non
 
 async def apply_spend(deps: Deps, report: CostReport, projects: Iterable[ProjectSpendView],
                       keys: Iterable[KeySpendView]) -> FanOut:
-    """Bring every given object's spend up to date with ``report``; write only what changed."""
+    """Bring every given object's spend up to date with ``report``; write only what changed.
+
+    One object that cannot be read or written (apiserver busy, a patch refused) is skipped and
+    reported in :attr:`FanOut.failed`; it never stops the others, nor loses their alerts.
+    """
     out = FanOut()
     for project in projects:
-        await _apply_project(deps, report, project, out)
+        try:
+            await _apply_project(deps, report, project, out)
+        except OperatorError as error:
+            out.failed.append((project.name, error.message))
     for key in keys:
-        await _apply_key(deps, report, key, out)
+        try:
+            await _apply_key(deps, report, key, out)
+        except OperatorError as error:
+            out.failed.append((f"{key.namespace}/{key.name}", error.message))
     return out
 
 
@@ -243,11 +255,12 @@ class SpendPoller:
         self._failures = 0
         self._newest_bucket: float | None = None
 
-    async def tick(self, projects: Iterable[ProjectSpendView], keys: Iterable[KeySpendView]) -> None:
-        """Poll if due; otherwise return at once."""
+    async def tick(self, targets: Callable[[], tuple[Iterable[ProjectSpendView], Iterable[KeySpendView]]]) -> None:
+        """Poll if due (``targets`` gives the objects, read only then); otherwise return at once."""
         if self._lock.locked() or self._monotonic() < self._due:
             return
         async with self._lock:
+            projects, keys = targets()
             await self._poll(list(projects), list(keys))
 
     async def _poll(self, projects: list[ProjectSpendView], keys: list[KeySpendView]) -> None:
@@ -274,6 +287,9 @@ class SpendPoller:
             self._post(body, notes)
         for namespace, name in fan_out.wake:
             self._nudge(namespace, name)
+        if fan_out.failed:
+            log.warning("spend not updated for some objects; the next poll tries again", count=len(fan_out.failed),
+                        objects=[ref for ref, _ in fan_out.failed[:10]], error=fan_out.failed[0][1])
         log.info("costs polled", projects=len(projects), keys=len(keys), written=fan_out.written,
                  alerts=sum(len(n) for _, n in fan_out.events),
                  as_of=report.as_of.isoformat() if report.as_of else None)
