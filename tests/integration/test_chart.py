@@ -253,6 +253,16 @@ def test_toggles(offline_helm: Helm) -> None:
     assert not _of(docs, "PodDisruptionBudget"), "one replica: nothing to keep available"
 
 
+def test_dashboard_configmap_for_the_grafana_sidecar(offline_helm: Helm) -> None:
+    assert not _of(offline_helm.render(), "ConfigMap")
+    docs = offline_helm.render("--set", "dashboard.enabled=true,dashboard.namespace=monitoring")
+    config_map = _one(docs, "ConfigMap")
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    rendered = json.loads(config_map["data"]["openai-operator.json"])
+    assert rendered == json.loads((CHART / "dashboards" / "openai-operator.json").read_text())
+
+
 def test_restart_target_permissions_are_opt_in_and_can_be_limited_to_namespaces(offline_helm: Helm) -> None:
     """Patch on workloads is a cluster takeover if the operator is compromised: off by default,
     cluster-wide only when asked, or a Role in each chosen namespace."""
