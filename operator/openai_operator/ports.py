@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from openai_operator.openai.models import CostBucket, CreatedServiceAccount, Project, RateLimit, ServiceAccount
+from openai_operator.openai.models import (
+    CostBucket,
+    CreatedServiceAccount,
+    Project,
+    RateLimit,
+    ServiceAccount,
+    SpendAlert,
+    SpendLimit,
+)
 from openai_operator.secretvalue import SecretValue
 
 __all__ = ["AdminApi", "CostsAdmin", "KeyAdmin", "ObjectStore", "ProjectAdmin"]
@@ -66,6 +74,28 @@ class ProjectAdmin(Protocol):
         max_requests_per_1_day: int | None = None,
         batch_1_day_max_input_tokens: int | None = None,
     ) -> object: ...
+
+    async def get_spend_limit(self, project_id: str) -> SpendLimit | None: ...
+
+    async def set_spend_limit(
+        self, project_id: str, threshold_cents: int, *, currency: str = "USD", interval: str = "month"
+    ) -> SpendLimit: ...
+
+    async def delete_spend_limit(self, project_id: str) -> bool: ...
+
+    async def list_spend_alerts(self, project_id: str, *, page_size: int = 100) -> list[SpendAlert]: ...
+
+    async def create_spend_alert(
+        self, project_id: str, threshold_cents: int, recipients: Sequence[str], *,
+        subject_prefix: str | None = None, currency: str = "USD", interval: str = "month",
+    ) -> SpendAlert: ...
+
+    async def update_spend_alert(
+        self, project_id: str, alert_id: str, threshold_cents: int, recipients: Sequence[str], *,
+        subject_prefix: str | None = None, currency: str = "USD", interval: str = "month",
+    ) -> SpendAlert: ...
+
+    async def delete_spend_alert(self, project_id: str, alert_id: str) -> bool: ...
 
 
 class CostsAdmin(Protocol):

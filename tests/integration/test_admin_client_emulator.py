@@ -169,6 +169,20 @@ async def test_spend_limit_and_rate_limits(client: AdminClient) -> None:
     assert updated.max_requests_per_1_minute == 7
 
 
+async def test_spend_alerts_round_trip(client: AdminClient) -> None:
+    """Spend alerts: create, list, update in place (same id), delete (then 404 counts as gone)."""
+    project = await client.create_project("alerted")
+    created = await client.create_spend_alert(project.id, 5_000, ["ops@example.com"])
+    assert (created.threshold_cents, created.recipients, created.channel_type) == (5_000, ("ops@example.com",), "email")
+    assert await client.list_spend_alerts(project.id) == [created]
+    updated = await client.update_spend_alert(project.id, created.id, 8_000, ["ops@example.com", "fin@example.com"])
+    assert (updated.id, updated.threshold_cents) == (created.id, 8_000)
+    assert await client.list_spend_alerts(project.id) == [updated]
+    assert await client.delete_spend_alert(project.id, created.id) is True
+    assert await client.delete_spend_alert(project.id, created.id) is False
+    assert await client.list_spend_alerts(project.id) == []
+
+
 async def test_retry_after_from_injected_rate_limit(
     client: AdminClient, control: httpx.AsyncClient, sleeps: Sleeps
 ) -> None:

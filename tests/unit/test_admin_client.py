@@ -582,6 +582,52 @@ class TestOperations:
         assert got == set_
         assert await client.delete_spend_limit("proj_1") is False
 
+    async def test_spend_alert_lifecycle(self, h: Harness, client: AdminClient) -> None:
+        """list parses; create and update send the full body (email channel, cents); delete tolerates 404."""
+        alert = {
+            "id": "alert_1",
+            "object": "project.spend_alert",
+            "threshold_amount": 2500,
+            "currency": "USD",
+            "interval": "month",
+            "notification_channel": {"type": "email", "recipients": ["a@example.com"], "subject_prefix": None},
+        }
+        h.script = [
+            respond(body={"object": "list", "data": [alert], "has_more": False}),
+            respond(body=alert),
+            respond(body=alert | {"threshold_amount": 4000}),
+            respond(404, error_body("none")),
+        ]
+        [listed] = await client.list_spend_alerts("proj_1")
+        assert (listed.id, listed.threshold_cents, listed.recipients) == ("alert_1", 2500, ("a@example.com",))
+        await client.create_spend_alert("proj_1", 2500, ["a@example.com"])
+        updated = await client.update_spend_alert("proj_1", "alert_1", 4000, ["a@example.com", "b@example.com"])
+        assert updated.threshold_cents == 4000
+        assert await client.delete_spend_alert("proj_1", "alert_1") is False
+        assert [(r.method, r.url.path) for r in h.requests] == [
+            ("GET", "/v1/organization/projects/proj_1/spend_alerts"),
+            ("POST", "/v1/organization/projects/proj_1/spend_alerts"),
+            ("POST", "/v1/organization/projects/proj_1/spend_alerts/alert_1"),
+            ("DELETE", "/v1/organization/projects/proj_1/spend_alerts/alert_1"),
+        ]
+        assert json.loads(h.requests[2].content) == {
+            "threshold_amount": 4000,
+            "currency": "USD",
+            "interval": "month",
+            "notification_channel": {
+                "type": "email", "recipients": ["a@example.com", "b@example.com"], "subject_prefix": None,
+            },
+        }
+
+    async def test_a_spend_alert_create_is_not_retried_when_its_fate_is_unknown(
+        self, h: Harness, client: AdminClient
+    ) -> None:
+        """A lost create response might have created the alert: retrying would make an unrecorded twin."""
+        h.script = [httpx.ReadTimeout("lost")]
+        with pytest.raises(TransientError):
+            await client.create_spend_alert("proj_1", 100, ["a@example.com"])
+        assert len(h.requests) == 1
+
     async def test_project_modify_archive(self, h: Harness, client: AdminClient) -> None:
         """Rename posts the name; archive posts to /archive and parses the archived project."""
         h.script = [

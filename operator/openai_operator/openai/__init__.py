@@ -32,6 +32,7 @@ from openai_operator.openai.models import (
     ProjectApiKey,
     RateLimit,
     ServiceAccount,
+    SpendAlert,
     SpendLimit,
 )
 from openai_operator.openai.retry import RetryPolicy
@@ -58,6 +59,7 @@ __all__ = [
     "RequestObserver",
     "RetryPolicy",
     "ServiceAccount",
+    "SpendAlert",
     "SpendLimit",
     "SupportsGetSecretValue",
     "UnexpectedResponseError",

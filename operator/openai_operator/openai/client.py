@@ -51,6 +51,7 @@ from openai_operator.openai.models import (
     ProjectApiKey,
     RateLimit,
     ServiceAccount,
+    SpendAlert,
     SpendLimit,
 )
 from openai_operator.openai.retry import Failure, RetryPolicy
@@ -491,6 +492,63 @@ class AdminClient:
         )
         return await self._delete(call)
 
+    # ------------------------------------------------------------------------------- spend alerts
+
+    async def list_spend_alerts(self, project_id: str, *, page_size: int = 100) -> list[SpendAlert]:
+        """Every spend alert of a project, oldest first (the API's default order)."""
+        call = _Call(
+            "list_spend_alerts",
+            "GET",
+            "/organization/projects/{project_id}/spend_alerts",
+            {"project_id": project_id},
+            query=[("limit", str(page_size))],
+        )
+        return [_parse(call.operation, SpendAlert.from_api, i) async for i in self._paginate(call)]
+
+    async def create_spend_alert(
+        self, project_id: str, threshold_cents: int, recipients: Sequence[str], *,
+        subject_prefix: str | None = None, currency: str = "USD", interval: str = "month",
+    ) -> SpendAlert:
+        """Create an email spend alert at ``threshold_cents`` this month.
+
+        Not retried on ambiguous failures: a retried create whose first attempt landed would leave
+        a second alert that nobody recorded.
+        """
+        call = _Call(
+            "create_spend_alert",
+            "POST",
+            "/organization/projects/{project_id}/spend_alerts",
+            {"project_id": project_id},
+            body=_alert_body(threshold_cents, recipients, subject_prefix, currency, interval),
+            idempotent=False,
+        )
+        return await self._fetch(call, SpendAlert.from_api)
+
+    async def update_spend_alert(
+        self, project_id: str, alert_id: str, threshold_cents: int, recipients: Sequence[str], *,
+        subject_prefix: str | None = None, currency: str = "USD", interval: str = "month",
+    ) -> SpendAlert:
+        """Replace a spend alert's settings (the API takes the full body, not a partial patch)."""
+        call = _Call(
+            "update_spend_alert",
+            "POST",
+            "/organization/projects/{project_id}/spend_alerts/{alert_id}",
+            {"project_id": project_id, "alert_id": alert_id},
+            body=_alert_body(threshold_cents, recipients, subject_prefix, currency, interval),
+        )
+        return await self._fetch(call, SpendAlert.from_api)
+
+    async def delete_spend_alert(self, project_id: str, alert_id: str) -> bool:
+        """Delete a spend alert. ``False`` if it was already gone."""
+        call = _Call(
+            "delete_spend_alert",
+            "DELETE",
+            "/organization/projects/{project_id}/spend_alerts/{alert_id}",
+            {"project_id": project_id, "alert_id": alert_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
     # -------------------------------------------------------------------------------------- costs
 
     async def costs(
@@ -708,6 +766,21 @@ class AdminClient:
                 self._observer(call.operation, status, duration)
             except Exception:  # a metrics bug must not fail an API call
                 _log.exception("openai.observer_failed", operation=call.operation)
+
+
+def _alert_body(
+    threshold_cents: int, recipients: Sequence[str], subject_prefix: str | None, currency: str, interval: str
+) -> dict[str, Any]:
+    if threshold_cents < 0:
+        raise ValueError("threshold_cents must not be negative")
+    if not recipients:
+        raise ValueError("a spend alert needs at least one recipient")
+    return {
+        "threshold_amount": threshold_cents,
+        "currency": currency,
+        "interval": interval,
+        "notification_channel": {"type": "email", "recipients": list(recipients), "subject_prefix": subject_prefix},
+    }
 
 
 def _bool(value: bool) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "ProjectApiKey",
     "RateLimit",
     "ServiceAccount",
+    "SpendAlert",
     "SpendLimit",
 ]
 
@@ -286,6 +287,35 @@ class SpendLimit:
             currency=_opt_str(data, "currency") or "USD",
             interval=_opt_str(data, "interval") or "month",
             enforcement_status=_opt_str(_obj(data, "enforcement"), "status"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpendAlert:
+    """One of a project's spend alerts (``project.spend_alert``): an email when the month's spend
+    reaches ``threshold_cents``. Many may exist per project; each has its own id."""
+
+    id: str
+    threshold_cents: int
+    currency: str
+    interval: str
+    channel_type: str
+    recipients: tuple[str, ...]
+    subject_prefix: str | None = None
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> SpendAlert:
+        """Parse a ``project.spend_alert`` object."""
+        channel = _obj(data, "notification_channel")
+        recipients = channel.get("recipients")
+        return cls(
+            id=_req_str(data, "id"),
+            threshold_cents=_req_int(data, "threshold_amount"),
+            currency=_opt_str(data, "currency") or "USD",
+            interval=_opt_str(data, "interval") or "month",
+            channel_type=_opt_str(channel, "type") or "email",
+            recipients=tuple(str(r) for r in recipients) if isinstance(recipients, list) else (),
+            subject_prefix=_opt_str(channel, "subject_prefix"),
         )
 
 
