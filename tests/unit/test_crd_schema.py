@@ -29,6 +29,7 @@ from openai_operator.model.status import (
     ProjectStatus,
     RetiredCredential,
     Spend,
+    SpendAlertRecord,
     SpendLimitStatus,
 )
 
@@ -358,7 +359,7 @@ def full_project_status() -> ProjectStatus:
     return ProjectStatus(
         project_id="proj_1",
         spend=Spend(1.0, NOW, 2.0, 3.0, NOW),
-        spend_limit=SpendLimitStatus("enforcing", 100.0),
+        spend_limit=SpendLimitStatus("enforcing", 100.0, managed=True),
         keys=4,
         alerts_fired=(50, 80),
         forecast_alert_fired=True,
@@ -366,6 +367,7 @@ def full_project_status() -> ProjectStatus:
         last_failure_time=NOW,
         conditions=(Condition("Ready", "True", "Created", "", NOW, 1),),
         observed_generation=1,
+        spend_alerts=(SpendAlertRecord("alert_1", 50), SpendAlertRecord("alert_2", 80)),
     )
 
 

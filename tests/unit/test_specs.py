@@ -219,6 +219,11 @@ class TestProjectSpec:
                 id="enforcement is Alert or HardLimit",
             ),
             pytest.param(
+                {"budget": {"monthlyUSD": 0.004, "enforcement": "HardLimit"}},
+                "spec.budget.monthlyUSD",
+                id="a hard limit is at least one cent",
+            ),
+            pytest.param(
                 {"budget": {"monthlyUSD": 1, "alertEmails": ["nobody"]}},
                 "spec.budget.alertEmails[0]",
                 id="alert emails must look like addresses",

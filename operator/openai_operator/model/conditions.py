@@ -49,6 +49,10 @@ class ConditionType(StrEnum):
     the credential was delivered and recorded; it is retried on its own and the key stays usable."""
     RATE_LIMITS_SYNCED = "RateLimitsSynced"
     """OpenAIProject: ``spec.rateLimits`` match OpenAI's project rate limits."""
+    BUDGET_SYNCED = "BudgetSynced"
+    """OpenAIProject: ``spec.budget`` is mirrored to OpenAI (the hard spend limit of
+    ``enforcement: HardLimit``, the spend alerts of ``alertEmails``). False does not make the
+    project not Ready: its keys keep working, only the mirror is missing."""
 
 
 @dataclass(frozen=True, slots=True)

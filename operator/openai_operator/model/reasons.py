@@ -116,3 +116,19 @@ class Reason(StrEnum):
     BUDGET_EXCEEDED = "BudgetExceeded"
     """BudgetExceeded=True: spend reached the budget; for a key with ``onExceeded: Revoke`` also
     Ready=False, the credential removed from every destination and revoked until the next period."""
+
+    # --- OpenAIProject BudgetSynced (and Events of the budget mirror) ------------------------------
+    BUDGET_MIRRORED = "BudgetMirrored"
+    """OpenAI's project spend limit and spend alerts match ``spec.budget`` (as far as it asks for them)."""
+    BUDGET_MIRROR_FAILED = "BudgetMirrorFailed"
+    """The Admin API refused a spend-limit or spend-alert call (4xx); the message says which. The
+    project stays Ready; the mirror is retried at the next resync or spec change."""
+    SPEND_LIMIT_SET = "SpendLimitSet"
+    """Event: the operator set (or changed) OpenAI's hard spend limit of the project."""
+    SPEND_LIMIT_REMOVED = "SpendLimitRemoved"
+    """Event: the operator removed the hard spend limit it had set (HardLimit no longer asked for)."""
+    SPEND_LIMIT_RELEASED = "SpendLimitReleased"
+    """Event: a limit the operator had set was changed by someone else, and HardLimit is no longer
+    asked for; it is left in place and no longer counted as the operator's."""
+    SPEND_ALERTS_SYNCED = "SpendAlertsSynced"
+    """Event: the operator created, updated or deleted its own spend alerts for ``alertEmails``."""

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_ALERT_THRESHOLDS",
     "DEFAULT_GRACE_PERIOD",
     "MAX_SECRET_ANNOTATIONS_BYTES",
+    "MIN_HARD_LIMIT_USD",
     "MIN_ROTATION_INTERVAL",
     "OPERATOR_SECRET_ANNOTATIONS",
     "OPERATOR_SECRET_LABELS",
@@ -57,10 +58,13 @@ __all__ = [
     "VaultDestination",
     "parse_key_spec",
     "parse_project_spec",
+    "usd_to_cents",
     "vault_path_within",
 ]
 
 DEFAULT_ALERT_THRESHOLDS: tuple[int, ...] = (50, 80, 100)
+MIN_HARD_LIMIT_USD = 0.01
+"""The smallest budget ``enforcement: HardLimit`` takes: OpenAI's limit is at least one cent (the CRD's rule agrees)."""
 DEFAULT_GRACE_PERIOD = timedelta(hours=1)
 MIN_ROTATION_INTERVAL = timedelta(seconds=10)
 """Shortest ``rotation.every`` accepted; short enough for demos, long enough not to hammer the API."""
@@ -226,6 +230,23 @@ class ProjectBudget(SpecModel):
     alert_thresholds: Thresholds = DEFAULT_ALERT_THRESHOLDS
     enforcement: BudgetEnforcement = BudgetEnforcement.ALERT
     alert_emails: tuple[Email, ...] = Field(default=(), max_length=10)
+
+    @property
+    def monthly_cents(self) -> int:
+        """The budget in whole cents, the unit of OpenAI's spend limits and alerts."""
+        return usd_to_cents(self.monthly_usd)
+
+    @model_validator(mode="after")
+    def _limit_in_whole_cents(self) -> Self:
+        if self.enforcement is BudgetEnforcement.HARD_LIMIT and self.monthly_usd < MIN_HARD_LIMIT_USD:
+            raise _FieldError("monthlyUSD", "must be at least 0.01 with enforcement HardLimit: OpenAI's spend "
+                                            "limit is a whole number of cents, at least one")
+        return self
+
+
+def usd_to_cents(usd: float) -> int:
+    """Dollars to the integer cents OpenAI's spend limits and alerts take (rounded to the nearest cent)."""
+    return round(usd * 100)
 
 
 class RateLimit(SpecModel):

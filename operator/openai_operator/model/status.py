@@ -34,6 +34,7 @@ __all__ = [
     "ProjectStatus",
     "RetiredCredential",
     "Spend",
+    "SpendAlertRecord",
     "SpendLimitStatus",
     "check_redacted",
 ]
@@ -399,19 +400,48 @@ class KeyStatus(_Conditioned):
 
 @dataclass(frozen=True, slots=True)
 class SpendLimitStatus:
-    """OpenAI's project spend limit as last read: ``enforcement`` is OpenAI's ``inactive|enforcing``."""
+    """OpenAI's project spend limit as last read: ``enforcement`` is OpenAI's ``inactive|enforcing``.
+
+    ``managed`` records that this operator set the limit (``enforcement: HardLimit``): only such a
+    limit, and only while it still has the amount read here, is ever deleted, so a limit someone
+    set by hand on an adopted project is left alone.
+    """
 
     enforcement: str | None = None
     monthly_usd: float | None = None
+    managed: bool = False
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SpendLimitStatus:
         """Read ``status.spendLimit``."""
-        return cls(_str(raw, "enforcement"), _float(raw, "monthlyUSD"))
+        return cls(_str(raw, "enforcement"), _float(raw, "monthlyUSD"), bool(raw.get("managed")))
 
     def to_dict(self) -> dict[str, Any]:
         """Render for a status patch."""
-        return {"enforcement": self.enforcement, "monthlyUSD": self.monthly_usd}
+        return {"enforcement": self.enforcement, "monthlyUSD": self.monthly_usd, "managed": self.managed}
+
+
+@dataclass(frozen=True, slots=True)
+class SpendAlertRecord:
+    """One OpenAI spend alert this operator created for ``spec.budget.alertEmails`` (``status.spendAlerts[]``).
+
+    The ids are the ownership record: alerts whose id is not here were made by someone else and
+    are never changed or deleted.
+    """
+
+    id: str
+    threshold_percent: int
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SpendAlertRecord | None:
+        """Read one entry; one without an id records nothing."""
+        if not raw.get("id"):
+            return None
+        return cls(str(raw["id"]), _int(raw, "thresholdPercent", 0) or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {"id": self.id, "thresholdPercent": self.threshold_percent}
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +458,8 @@ class ProjectStatus(_Conditioned):
     last_failure_time: datetime | None = None
     conditions: tuple[Condition, ...] = ()
     observed_generation: int | None = None
+    spend_alerts: tuple[SpendAlertRecord, ...] = ()
+    """The OpenAI spend alerts this operator created (and so owns), by threshold."""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> ProjectStatus:
@@ -445,6 +477,10 @@ class ProjectStatus(_Conditioned):
             last_failure_time=parse_time(raw.get("lastFailureTime")),
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
+            spend_alerts=tuple(
+                record for record in (SpendAlertRecord.from_dict(r) for r in raw.get("spendAlerts") or ())
+                if record is not None
+            ),
         )
 
     def to_patch(self) -> dict[str, Any]:
@@ -460,4 +496,5 @@ class ProjectStatus(_Conditioned):
             "forecastAlertFired": self.forecast_alert_fired or None,
             "conditions": conditions_to_list(self.conditions),
             "observedGeneration": self.observed_generation,
+            "spendAlerts": [record.to_dict() for record in self.spend_alerts],
         }
