@@ -319,6 +319,11 @@ INVALID: list[Any] = [
         ["spec.budget.alertEmails[0]"],
         id="an alert email without an at sign is rejected",
     ),
+    pytest.param(
+        project({"budget": {"monthlyUSD": 0.004, "enforcement": "HardLimit"}}),
+        ["spec.budget.monthlyUSD", "HardLimit"],
+        id="a hard limit below one cent is rejected",
+    ),
     pytest.param(project({"projectId": "abc"}), ["spec.projectId"], id="a project id without proj_ is rejected"),
     pytest.param(
         project({"deletionPolicy": "Revoke"}),
@@ -422,6 +427,8 @@ INVALID: list[Any] = [
 
 VALID: list[Any] = [
     pytest.param(project(), id="a project without spec is accepted"),
+    pytest.param(project({"budget": {"monthlyUSD": 0.004}}),
+                 id="a budget below one cent without HardLimit is accepted"),
     pytest.param(
         project(
             {
