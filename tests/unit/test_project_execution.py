@@ -104,14 +104,28 @@ class FakeAdmin:
         return self.alerts.get(project_id, {}).pop(alert_id, None) is not None
 
 
-def deps_with(admin: FakeAdmin) -> Deps:
+@dataclass
+class FakeObjects:
+    """Status saves made during a pass (the handler saves the whole status after it), with the
+    Admin API calls made before each."""
+
+    admin: FakeAdmin
+    saved: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    async def patch_project_status(self, name: str, status: dict[str, Any]) -> None:
+        self.saved.append((len(self.admin.calls), status))
+
+
+def deps_with(admin: FakeAdmin, objects: FakeObjects | None = None) -> Deps:
     config = OperatorConfig(admin_key=SecretValue("sk-admin-" + "a" * 40), fingerprint_key=b"k" * 32)
-    return Deps(config=config, admin=admin, core=None, apps=None, objects=None,  # type: ignore[arg-type]
-                metrics=OperatorMetrics(), vault_client_factory=None, clock=lambda: NOW, instance_id="test1")
+    return Deps(config=config, admin=admin, core=None, apps=None,  # type: ignore[arg-type]
+                objects=objects or FakeObjects(admin), metrics=OperatorMetrics(), vault_client_factory=None,
+                clock=lambda: NOW, instance_id="test1")
 
 
-async def run(admin: FakeAdmin, spec: dict[str, Any], status: dict[str, Any] | None = None) -> Any:
-    return await reconcile_project(deps_with(admin), REF, spec_raw=spec, status_raw=status, keys=0)
+async def run(admin: FakeAdmin, spec: dict[str, Any], status: dict[str, Any] | None = None,
+              objects: FakeObjects | None = None) -> Any:
+    return await reconcile_project(deps_with(admin, objects), REF, spec_raw=spec, status_raw=status, keys=0)
 
 
 def cond(outcome: Any, type: str) -> dict[str, Any]:
@@ -246,3 +260,13 @@ async def test_no_budget_costs_no_spend_call() -> None:
     assert not [c for c in admin.calls if "spend" in c]
     assert cond(outcome, "BudgetSynced")["reason"] == "NotConfigured"
     assert ProjectStatus.from_dict(outcome.status).spend_limit is None
+
+
+async def test_each_created_alert_is_saved_before_the_next_call() -> None:
+    """A crash after a create must not leave an alert nobody owns: its id reaches status at once."""
+    admin = FakeAdmin()
+    objects = FakeObjects(admin)
+    await run(admin, {"budget": {"monthlyUSD": 100, "alertEmails": EMAILS}}, objects=objects)
+    creates = [i + 1 for i, call in enumerate(admin.calls) if call == "create_spend_alert"]
+    assert [calls for calls, _ in objects.saved] == creates
+    assert [len(patch["spendAlerts"]) for _, patch in objects.saved] == [1, 2, 3]

@@ -183,7 +183,7 @@ async def _sync_budget(
     """
     try:
         progress.status = await _mirror_spend_limit(deps, budget, progress.status, project_id, outcome)
-        await _mirror_spend_alerts(deps, budget, progress, project_id, outcome)
+        await _mirror_spend_alerts(deps, ref, budget, progress, project_id, outcome)
     except (PermanentError, NotFoundError) as error:
         message = f"OpenAI refused to mirror spec.budget to project {project_id}: {error.message}"
         if not _has_reason(progress.status, ConditionType.BUDGET_SYNCED, Reason.BUDGET_MIRROR_FAILED):
@@ -247,10 +247,15 @@ def _records(owned: dict[str, SpendAlertRecord]) -> tuple[SpendAlertRecord, ...]
 
 
 async def _mirror_spend_alerts(
-    deps: Deps, budget: ProjectBudget | None, progress: _Progress, project_id: str, outcome: Outcome
+    deps: Deps, ref: ProjectRef, budget: ProjectBudget | None, progress: _Progress, project_id: str,
+    outcome: Outcome,
 ) -> None:
     """Make the operator's own spend alerts the wanted ones; every change is recorded in ``progress`` as
-    soon as it is made, so an alert created just before a failure stays owned (and is not made twice)."""
+    soon as it is made, so an alert created just before a failure stays owned (and is not made twice).
+
+    A created alert's id is also saved to status at once, before the next call: only that id makes
+    the alert the operator's, and a crash before the end of the pass would otherwise leave an alert
+    nobody owns (and a second one made by the next pass)."""
     if not needs_spend_alert_listing(budget, progress.status.spend_alerts):
         progress.status = replace(progress.status, spend_alerts=())
         return
@@ -273,6 +278,8 @@ async def _mirror_spend_alerts(
         created = await deps.admin.create_spend_alert(project_id, wanted.threshold_cents, wanted.recipients)
         owned[created.id] = SpendAlertRecord(created.id, wanted.threshold_percent)
         record()
+        await deps.objects.patch_project_status(
+            ref.name, {"spendAlerts": [r.to_dict() for r in progress.status.spend_alerts]})
     for alert_id in plan.delete:
         await deps.admin.delete_spend_alert(project_id, alert_id)
         owned.pop(alert_id, None)
