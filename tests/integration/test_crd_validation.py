@@ -20,9 +20,9 @@ import yaml
 from openai_operator.model.conditions import Condition
 from openai_operator.model.status import (
     Delivery,
-    KeySpend,
     KeyStatus,
     PreviousCredential,
+    Spend,
 )
 from support import wait_for
 from testbed import Kubectl
@@ -662,7 +662,7 @@ def test_status_written_by_the_model_is_kept(kubectl: Kubectl, ns: str) -> None:
         next_rotation_at=now,
         previous=(PreviousCredential("key_0", "svc_acct_0", now),),
         destinations={"secret": Delivery("openai", "hmac-sha256:00")},
-        spend=KeySpend(1.25, now, now, 12.5),
+        spend=Spend(1.25, period_start=now, percent_of_budget=12.5, as_of=now),
         conditions=(Condition("Ready", "True", "Issued", "delivered", now, 1),),
         observed_generation=1,
     )
