@@ -339,3 +339,31 @@ def test_a_failed_costs_poll_keeps_the_last_values_and_says_so(
 
 
 
+
+
+def test_hard_limit_enforcement_shows_within_a_poll(
+    kubectl: Kubectl, emulator: Emulator, operator_factory: OperatorProcess, namespace: str
+) -> None:
+    """HardLimit: past the limit OpenAI answers 429 to the project's keys, and status.spendLimit says
+    `enforcing` at the next costs poll, not only at the (here: slow) project resync; removing the
+    budget removes the limit and the key works again."""
+    operator_factory.env["OPENAI_OPERATOR_SPEND_POLL_INTERVAL"] = POLL
+    operator_factory.env["OPENAI_OPERATOR_PROJECT_RESYNC_INTERVAL"] = "10m"
+    operator_factory.start()
+    project, project_id = budget_project(kubectl, namespace, monthlyUSD=1, enforcement="HardLimit")
+    wait_for(lambda: (emulator.project(project_id).get("spend_limit") or {}).get("threshold_amount") == 100,
+             timeout=30, what="the spend limit in OpenAI")
+    api_key = issued_key(kubectl, namespace, project, "limited")
+    spend(emulator, api_key, 1.0)  # the output tokens take it just past the limit
+    client = openai.OpenAI(api_key=api_key, base_url=emulator.base_url, max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    wait_for(lambda: get(kubectl, "openaiproject", project)["status"].get("spendLimit", {}).get("enforcement")
+             == "enforcing", timeout=20, what="status.spendLimit.enforcement to say enforcing")
+    assert condition(get(kubectl, "openaiproject", project), "BudgetExceeded")["status"] == "True"
+
+    kubectl("patch", "openaiproject", project, "--type=json", "-p", '[{"op": "remove", "path": "/spec/budget"}]')
+    wait_for(lambda: emulator.project(project_id).get("spend_limit") is None, timeout=30,
+             what="the spend limit to be removed")
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices

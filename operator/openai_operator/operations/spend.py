@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -171,7 +171,8 @@ async def apply_spend(deps: Deps, report: CostReport, projects: Iterable[Project
     out = FanOut()
     for project in projects:
         try:
-            await _apply_project(deps, report, project, out)
+            enforcement = await _limit_enforcement(deps, project)
+            await _apply_project(deps, report, project, out, enforcement)
         except OperatorError as error:
             out.failed.append((project.name, error.message))
     for key in keys:
@@ -182,9 +183,37 @@ async def apply_spend(deps: Deps, report: CostReport, projects: Iterable[Project
     return out
 
 
-async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView, out: FanOut) -> None:
+async def _limit_enforcement(deps: Deps, view: ProjectSpendView) -> str | None:
+    """OpenAI's ``enforcing``/``inactive`` for a spend limit this operator set (one call per such project).
+
+    It flips when spend passes the limit, so it is read with the costs rather than at the project's
+    slower resync; the project pass stays the one that sets or removes the limit.
+    """
+    limit = view.status.spend_limit
+    if limit is None or not limit.managed or view.status.project_id is None:
+        return None
+    current = await deps.admin.get_spend_limit(view.status.project_id)
+    return current.enforcement_status if current is not None else None
+
+
+def _with_enforcement(status: ProjectStatus, enforcement: str | None) -> ProjectStatus:
+    limit = status.spend_limit
+    if enforcement is None or limit is None or not limit.managed or limit.enforcement == enforcement:
+        return status
+    return replace(status, spend_limit=replace(limit, enforcement=enforcement))
+
+
+def _project_fields(status: ProjectStatus) -> dict[str, object]:
+    fields = spend_fields(status)
+    fields["spendLimit"] = status.spend_limit.to_dict() if status.spend_limit else None
+    return fields
+
+
+async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView, out: FanOut,
+                         enforcement: str | None = None) -> None:
     guess, _ = assess_project(view.status, budget=view.budget, report=report, generation=view.generation)
-    if spend_fields(guess) == spend_fields(view.status):
+    guess = _with_enforcement(guess, enforcement)
+    if _project_fields(guess) == _project_fields(view.status):
         _record(deps, "OpenAIProject", "", view.name, guess.spend, _usd(view.budget), ())
         return
     async with deps.lock("OpenAIProject", None, view.name):
@@ -195,8 +224,9 @@ async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView,
         status = ProjectStatus.from_dict(body.get("status"))
         updated, alerts = assess_project(status, budget=budget, report=report,
                                          generation=body["metadata"].get("generation"))
-        fields = spend_fields(updated)
-        if fields != spend_fields(status):
+        updated = _with_enforcement(updated, enforcement)
+        fields = _project_fields(updated)
+        if fields != _project_fields(status):
             await deps.objects.patch_project_status(view.name, fields)
             out.written += 1
     _record(deps, "OpenAIProject", "", view.name, updated.spend, _usd(budget), alerts)
