@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml emulator/pyproject.toml devstack/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e ./emulator -e ./devstack -e '.[test]'
 	touch $@
 
 ## install: the package and its test tools into .venv, from PyPI
@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 
 ## testbed: build (or find in ~/.cache/openai-operator) kube-apiserver, etcd, kube-controller-manager, helm
 testbed: install
-	$(BIN)/openai-operator devstack build
+	$(BIN)/openai-devstack build
 
 ## lint: ruff, mypy (strict) and the import-layering contracts
 lint: install
@@ -36,7 +36,7 @@ unit: install
 
 ## demo: the main job on the embedded local stack
 demo: install
-	$(BIN)/openai-operator demo
+	$(BIN)/openai-devstack demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -56,7 +56,7 @@ class Result:
 def start_emulator(admin_key: str) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ, OPENAI_ADMIN_KEY=admin_key)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_operator", "emulator", "--port", "0"],
+        [sys.executable, "-m", "openai_emulator", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -179,7 +179,7 @@ def write_readme(results: list[Result], args: argparse.Namespace) -> None:
             START,
             f"Measured {time.strftime('%Y-%m-%d')} with `.venv/bin/python bench/emulator_throughput.py "
             f"--seconds {args.seconds:g} --concurrency {args.concurrency} --write-readme`: the emulator in its own "
-            f"process (`openai-operator emulator`), an aiohttp client with {args.concurrency} keep-alive "
+            f"process (`openai-emulator`), an aiohttp client with {args.concurrency} keep-alive "
             f"connections on loopback, no injected faults. Python {platform.python_version()}, "
             f"{os.cpu_count()} CPUs shared with the load generator. Target: at least 1,000 requests/s.",
             "",

@@ -3,7 +3,7 @@
     .venv/bin/python bench/spend_poll.py --keys 10,100,1000 --rounds 3 --write-readme
 
 Starts the real test bed (etcd, kube-apiserver, kube-controller-manager; the emulator in its own
-process) with ``openai_operator.devstack.stack.Stack`` and installs ``crds/``. The operator does not
+process) with ``openai_devstack.stack.Stack`` and installs ``crds/``. The operator does not
 run: for each size N the script makes one emulator project, one OpenAIProject whose
 ``status.projectId`` names it, and N OpenAIKeys whose status carries made-up credential ids
 (``key_bench_<N>_<i>``; status written directly through the ``/status`` subresource, so nothing
@@ -68,9 +68,9 @@ import kopf
 import kubernetes
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, V1Namespace, V1ObjectMeta
 
+from openai_devstack.stack import Stack
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps, build_deps
-from openai_operator.devstack.stack import Stack
 from openai_operator.handlers.spend import key_spend_index, project_spend_index
 from openai_operator.logging import configure_logging
 from openai_operator.metrics import OperatorMetrics

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_operator.devstack.stack import Stack
+from openai_devstack.stack import Stack
 from testbed import KubeCluster, Kubectl, VaultServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

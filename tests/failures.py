@@ -33,7 +33,7 @@ from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from harness import Emulator, OperatorProcess
-from openai_operator.emulator.keys import redact
+from openai_emulator.keys import redact
 from scenario import DELIVERED, condition, get
 from support import wait_for
 from testbed import Kubectl

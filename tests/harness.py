@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from openai_operator.devstack.processes import ManagedProcess, free_port
+from openai_devstack.processes import ManagedProcess, free_port
 
 SESSION_FINGERPRINT_KEY = secrets.token_urlsafe(48)
 """The fingerprint HMAC key of every operator this test process starts: random per session, like the
@@ -27,7 +27,7 @@ look drifted). An ``OperatorProcess`` env that sets ``OPENAI_OPERATOR_FINGERPRIN
 @contextmanager
 def running_emulator(folder: Path) -> Iterator[Emulator]:
     """The emulator as a subprocess with its state in ``folder``, stopped on exit."""
-    from openai_operator.devstack.stack import Stack
+    from openai_devstack.stack import Stack
 
     stack = Stack(folder, with_vault=False, with_emulator=True)
     try:

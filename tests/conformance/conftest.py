@@ -21,7 +21,7 @@ import pytest
 import yaml
 from emulator_support import ClientFactory, Minter, Recorder, SpecChecker, spec_path
 
-from openai_operator.emulator import EmulatorServer, new_admin_key
+from openai_emulator import EmulatorServer, new_admin_key
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ import openai
 import pytest
 from emulator_support import Minter
 
-from openai_operator.emulator import EmulatorServer, new_admin_key
-from openai_operator.emulator.clock import DAY, day_start, next_month_start
+from openai_emulator import EmulatorServer, new_admin_key
+from openai_emulator.clock import DAY, day_start, next_month_start
 
 pytestmark = pytest.mark.conformance
 SA_ROUTE = "/v1/organization/projects/{project_id}/service_accounts"
@@ -91,7 +91,7 @@ def test_cli_prints_the_listening_line_and_stops_on_sigterm(tmp_path: Path) -> N
     env = dict(os.environ, OPENAI_ADMIN_KEY="")
     env.pop("OPENAI_ADMIN_KEY")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_operator", "emulator", "--port", "0", "--state", str(tmp_path / "s.json")],
+        [sys.executable, "-m", "openai_emulator", "--port", "0", "--state", str(tmp_path / "s.json")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

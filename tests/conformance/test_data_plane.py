@@ -7,7 +7,7 @@ import openai
 import pytest
 from emulator_support import ClientFactory, Minter
 
-from openai_operator.emulator import EmulatorServer
+from openai_emulator import EmulatorServer
 
 pytestmark = pytest.mark.conformance
 CHAT = [{"role": "user", "content": "Say hello"}]

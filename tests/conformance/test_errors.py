@@ -12,7 +12,7 @@ import httpx
 import pytest
 from emulator_support import SpecChecker
 
-from openai_operator.emulator import EmulatorServer
+from openai_emulator import EmulatorServer
 
 pytestmark = pytest.mark.conformance
 P = "/organization/projects"

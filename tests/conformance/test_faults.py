@@ -9,7 +9,7 @@ import openai
 import pytest
 from emulator_support import ClientFactory
 
-from openai_operator.emulator import EmulatorServer
+from openai_emulator import EmulatorServer
 
 pytestmark = pytest.mark.conformance
 PROJECTS = "/v1/organization/projects"

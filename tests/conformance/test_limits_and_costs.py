@@ -7,8 +7,8 @@ import openai
 import pytest
 from emulator_support import ClientFactory, Minter
 
-from openai_operator.emulator import EmulatorServer
-from openai_operator.emulator.clock import DAY, day_start
+from openai_emulator import EmulatorServer
+from openai_emulator.clock import DAY, day_start
 
 pytestmark = pytest.mark.conformance
 CHAT = [{"role": "user", "content": "Count to three"}]

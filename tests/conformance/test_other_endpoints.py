@@ -7,7 +7,7 @@ import openai
 import pytest
 from emulator_support import ClientFactory, Minter
 
-from openai_operator.emulator import EmulatorServer
+from openai_emulator import EmulatorServer
 
 pytestmark = pytest.mark.conformance
 CHANNEL = {"type": "email", "recipients": ["ops@example.com"], "subject_prefix": "[budget]"}

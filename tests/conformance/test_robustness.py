@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from openai_operator.emulator import EmulatorServer, ThreadedEmulator, new_admin_key
+from openai_emulator import EmulatorServer, ThreadedEmulator, new_admin_key
 
 pytestmark = pytest.mark.conformance
 

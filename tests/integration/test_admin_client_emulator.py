@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from openai_operator.emulator import EmulatorServer, new_admin_key
-from openai_operator.emulator.clock import DAY, day_start
+from openai_emulator import EmulatorServer, new_admin_key
+from openai_emulator.clock import DAY, day_start
 from openai_operator.errors import PermanentError, TransientError
 from openai_operator.openai import (
     AdminClient,

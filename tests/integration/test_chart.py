@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from openai_operator.devstack.binaries import ensure_helm
+from openai_devstack.binaries import ensure_helm
 from support import wait_for
 from testbed import KubeCluster, Kubectl
 

@@ -1,4 +1,4 @@
-"""`openai-operator devstack up|env|down`: a newcomer's stack in the background, reachable through
+"""`openai-devstack up|env|down`: a newcomer's stack in the background, reachable through
 the env file, and gone after ``down``."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "openai_operator"]
+CLI = [sys.executable, "-m", "openai_devstack"]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -24,7 +24,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_up_writes_a_usable_env_file_and_down_stops_everything(tmp_path: Path) -> None:
     state = tmp_path / "stack"
-    up = subprocess.run([*CLI, "devstack", "up", "--state-dir", str(state)],
+    up = subprocess.run([*CLI, "up", "--state-dir", str(state)],
                         capture_output=True, text=True, timeout=600)
     try:
         assert up.returncode == 0, up.stderr
@@ -34,7 +34,7 @@ def test_up_writes_a_usable_env_file_and_down_stops_everything(tmp_path: Path) -
         for name in ("KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "OPENAI_BASE_URL", "OPENAI_ADMIN_KEY", "PATH"):
             assert f"export {name}=" in exports
 
-        env_cmd = subprocess.run([*CLI, "devstack", "env", "--state-dir", str(state)],
+        env_cmd = subprocess.run([*CLI, "env", "--state-dir", str(state)],
                                  capture_output=True, text=True, timeout=60, check=True)
         assert env_cmd.stdout == exports
 
@@ -49,7 +49,7 @@ def test_up_writes_a_usable_env_file_and_down_stops_everything(tmp_path: Path) -
         assert used.returncode == 0, used.stderr
         assert used.stdout.split() == ["namespace/default", "1", "200"]
 
-        again = subprocess.run([*CLI, "devstack", "up", "--state-dir", str(state)],
+        again = subprocess.run([*CLI, "up", "--state-dir", str(state)],
                                capture_output=True, text=True, timeout=60)
         assert again.returncode != 0
         assert "already runs" in again.stderr
@@ -57,7 +57,7 @@ def test_up_writes_a_usable_env_file_and_down_stops_everything(tmp_path: Path) -
         assert len(groups) == 5
         assert all(_group_alive(g) for g in groups)
     finally:
-        down = subprocess.run([*CLI, "devstack", "down", "--state-dir", str(state)],
+        down = subprocess.run([*CLI, "down", "--state-dir", str(state)],
                               capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     assert not any(_group_alive(g) for g in groups)
@@ -66,7 +66,7 @@ def test_up_writes_a_usable_env_file_and_down_stops_everything(tmp_path: Path) -
 
 @pytest.mark.parametrize("command", ["env", "down"])
 def test_env_and_down_without_a_stack(tmp_path: Path, command: str) -> None:
-    result = subprocess.run([*CLI, "devstack", command, "--state-dir", str(tmp_path)],
+    result = subprocess.run([*CLI, command, "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     if command == "env":
         assert result.returncode != 0

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import structlog
 
+from openai_emulator.keys import mint_secret, new_id
 from openai_operator import errors, redaction
 from openai_operator import logging as oplogging
-from openai_operator.emulator.keys import mint_secret, new_id
 from openai_operator.logging import (
     configure_logging,
     is_secret_field,

@@ -26,9 +26,9 @@ from types import TracebackType
 
 import httpx
 
-from openai_operator.devstack.binaries import Toolset, ensure_toolset
-from openai_operator.devstack.pki import Pki, ensure_pki
-from openai_operator.devstack.processes import ManagedProcess, StartupError, free_port, stop_process_group
+from openai_devstack.binaries import Toolset, ensure_toolset
+from openai_devstack.pki import Pki, ensure_pki
+from openai_devstack.processes import ManagedProcess, StartupError, free_port, stop_process_group
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMISSION_PLUGINS = (
@@ -275,7 +275,7 @@ class Stack:
         base_url = f"http://127.0.0.1:{port}/v1"
         emulator = self._spawn(
             "emulator",
-            [sys.executable, "-m", "openai_operator", "emulator", "--port", str(port),
+            [sys.executable, "-m", "openai_emulator", "--port", str(port),
              "--state", str(self.state_dir / "emulator-state.json")],
             env={"OPENAI_ADMIN_KEY": admin_key},
         )
@@ -312,7 +312,7 @@ class Stack:
 def up(state_dir: Path, *, with_vault: bool = True, with_emulator: bool = True) -> Path:
     """Start the stack in the background, return the path of its env file."""
     if (state_dir / "processes.json").exists():
-        raise StartupError(f"a stack already runs from {state_dir}: `openai-operator devstack down` first")
+        raise StartupError(f"a stack already runs from {state_dir}: `openai-devstack down` first")
     started = time.monotonic()
     Stack(state_dir, with_vault=with_vault, with_emulator=with_emulator, detach=True).start()
     print(f"devstack: ready in {time.monotonic() - started:.1f}s", file=sys.stderr)  # noqa: T201

@@ -21,7 +21,7 @@ from pathlib import Path
 HELM_MODULE = "helm.sh/helm/v3"
 HELM_VERSION = "v3.22.0"
 
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 WRAPPER_MODULE = _REPO_ROOT / "tools" / "k8sbin"
 
 

@@ -2,9 +2,9 @@
 
 Nothing here knows about HTTP. Every operation validates its domain rules (archived projects refuse
 changes, users must belong to the organisation, expired keys cannot be updated, …) and raises
-:class:`~openai_operator.emulator.errors.ApiError` with the status the real API uses, so the HTTP
+:class:`~openai_emulator.errors.ApiError` with the status the real API uses, so the HTTP
 layer only parses input and renders output. Time always comes from the injected
-:class:`~openai_operator.emulator.clock.Clock`, so tests can cross day and month boundaries.
+:class:`~openai_emulator.clock.Clock`, so tests can cross day and month boundaries.
 
 Ordering: every object gets a monotonically increasing sequence number when it is created, and
 lists are returned in creation order. ``after=<id>`` cursors compare sequence numbers, and the

@@ -1,8 +1,8 @@
 """A local emulator of the OpenAI Admin API and data plane, faithful enough to test the operator.
 
-Start it with ``openai-operator emulator --port N`` (see :func:`server.serve`), or in tests with
+Start it with ``openai-emulator --port N`` (see :func:`server.serve`), or in tests with
 :class:`EmulatorServer` (async) or :class:`ThreadedEmulator` (sync). The control endpoints under
-``/_emulator`` are documented in :mod:`openai_operator.emulator.control`.
+``/_emulator`` are documented in :mod:`openai_emulator.control`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Running the emulator: the blocking ``serve`` behind ``openai-operator emulator``, an async
+"""Running the emulator: the blocking ``serve`` behind ``openai-emulator``, an async
 context manager for in-process tests, and a threaded variant for synchronous tests.
 
 With a state file, the whole organisation (including key values, so minted keys keep working)
@@ -29,7 +29,7 @@ from .context import EmulatorContext
 from .keys import new_admin_key, redact
 from .state import EmulatorState
 
-log = logging.getLogger("openai_operator.emulator")
+log = logging.getLogger("openai_emulator")
 SAVE_DELAY = 0.2
 
 

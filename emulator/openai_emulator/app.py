@@ -34,7 +34,7 @@ from .errors import ApiError
 from .keys import redact
 from .wire import json_response
 
-log = logging.getLogger("openai_operator.emulator")
+log = logging.getLogger("openai_emulator")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_-]{20,}")
 _MUTATING = frozenset({"POST", "DELETE", "PUT", "PATCH"})
