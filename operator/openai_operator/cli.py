@@ -66,6 +66,8 @@ def _env(name: str) -> str:
 @click.option("--log-level", default="INFO", envvar=_env("LOG_LEVEL"), help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--metrics-port", type=int, default=8080, envvar=_env("METRICS_PORT"),
               help="Port of the Prometheus /metrics endpoint (0 disables it).")
+@click.option("--metrics-address", default="0.0.0.0", envvar=_env("METRICS_ADDRESS"),  # noqa: S104
+              help="Address /metrics listens on (127.0.0.1 behind an authenticating proxy sidecar).")
 @click.option("--health-port", type=int, default=8081, envvar=_env("HEALTH_PORT"),
               help="Port of the liveness probe /healthz (0 disables it).")
 @click.option("--key-resync-interval", type=DURATION, default="5m", envvar=_env("KEY_RESYNC_INTERVAL"),
@@ -92,7 +94,8 @@ def _env(name: str) -> str:
               help="Verification attempts of a new key within one pass before the issue is retried later.")
 def run(
     namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
-    metrics_port: int, health_port: int, key_resync_interval: timedelta, project_resync_interval: timedelta,
+    metrics_port: int, metrics_address: str, health_port: int, key_resync_interval: timedelta,
+    project_resync_interval: timedelta,
     inventory_interval: timedelta, spend_poll_interval: timedelta, vault_path_prefix: str,
     delivered_base_url: str | None,
     fingerprint_key_file: Path | None, instance_id: str | None, min_rotation_interval: timedelta,
@@ -138,6 +141,7 @@ def run(
             vault_kubernetes_role=os.environ.get(_env("VAULT_KUBERNETES_ROLE")),
             fingerprint_key=fingerprint_key,
             metrics_port=metrics_port or None,
+            metrics_address=metrics_address,
             log_format=log_format,
             instance_id=instance_id,
             min_rotation_interval=min_rotation_interval,

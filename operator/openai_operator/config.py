@@ -128,6 +128,9 @@ class OperatorConfig:
     long random strings, so the fingerprint does not weaken them; a private value here stops anyone
     from confirming a guessed key against a fingerprint copied out of status."""
     metrics_port: int | None = 8080
+    metrics_address: str = "0.0.0.0"  # noqa: S104
+    """Where ``/metrics`` listens: all interfaces (Prometheus scrapes the pod IP, a NetworkPolicy limits
+    who may), or ``127.0.0.1`` behind an authenticating proxy sidecar (the chart's ``metrics.authProxy``)."""
     log_format: str = "json"
     instance_id: str | None = None
     """This installation's id (``[a-z0-9]{1,12}``), part of every service-account name it creates

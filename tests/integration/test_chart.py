@@ -253,6 +253,30 @@ def test_toggles(offline_helm: Helm) -> None:
     assert not _of(docs, "PodDisruptionBudget"), "one replica: nothing to keep available"
 
 
+def test_metrics_are_protected_by_default_and_can_sit_behind_an_auth_proxy(offline_helm: Helm) -> None:
+    default = offline_helm.render()
+    ingress = _one(default, "NetworkPolicy")["spec"]["ingress"]
+    metrics_rule = next(rule for rule in ingress if rule["ports"][0]["port"] == 8080)
+    assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "openai.operator.dev/metrics-scraper": "true"}}}], "not open to every pod by default"
+
+    docs = offline_helm.render("--set", "metrics.authProxy.enabled=true")
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    proxy = next(c for c in pod["containers"] if c["name"] == "kube-rbac-proxy")
+    assert "--upstream=http://127.0.0.1:8080/" in proxy["args"]
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+    operator = next(c for c in pod["containers"] if c["name"] == "operator")
+    env = {e["name"]: e.get("value") for e in operator["env"]}
+    assert env["OPENAI_OPERATOR_METRICS_ADDRESS"] == "127.0.0.1", "the plain port is not reachable"
+    assert _one(docs, "Service")["spec"]["ports"][0]["targetPort"] == "https-metrics"
+    policy_ports = [rule["ports"][0]["port"] for rule in _one(docs, "NetworkPolicy")["spec"]["ingress"]]
+    assert 8443 in policy_ports
+    assert 8080 not in policy_ports
+    roles = {d["metadata"]["name"]: d for d in _of(docs, "ClusterRole")}
+    assert ("authentication.k8s.io", "tokenreviews", "create", "") in _rules(roles["rel-openai-operator"])
+    assert roles["rel-openai-operator-metrics-reader"]["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
 def test_dashboard_configmap_for_the_grafana_sidecar(offline_helm: Helm) -> None:
     assert not _of(offline_helm.render(), "ConfigMap")
     docs = offline_helm.render("--set", "dashboard.enabled=true,dashboard.namespace=monitoring")

@@ -60,7 +60,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
             "apply it (the Helm chart does) or run with --standalone"
         )
     if config.metrics_port is not None:
-        memo["metrics_server"] = await start_metrics_server(metrics, port=config.metrics_port)
+        memo["metrics_server"] = await start_metrics_server(metrics, host=config.metrics_address,
+                                                            port=config.metrics_port)
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
