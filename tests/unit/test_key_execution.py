@@ -252,3 +252,14 @@ async def test_the_inventory_never_takes_a_key_created_during_its_listing_for_an
     assert "sa_new" in admin.accounts, "a key created during the listing keeps its credential"
     assert "sa_ghost" not in admin.accounts, "a real orphan is still revoked"
     assert [n.reason for n in result.outcome.notes] == ["OrphanRevoked"]
+
+
+async def test_a_forged_pending_record_cannot_make_the_operator_delete_someone_elses_account() -> None:
+    """status.pending names an account of ours but the id of another: the name is read back from
+    OpenAI before the delete, so the other account survives (the name in status is not trusted)."""
+    from builders import pending
+
+    admin = FakeAdmin(accounts={"sa_2": "payments-prod-service-account"})
+    forged = KeyStatus(pending=pending(2))  # serviceAccountName k8s.test1.apps.chat.r2, serviceAccountId sa_2
+    await run(forged, {"secret": FakeStore("secret")}, admin)
+    assert "sa_2" in admin.accounts

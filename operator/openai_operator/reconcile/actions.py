@@ -33,8 +33,9 @@ RevokeWhy: TypeAlias = Literal["leftover", "previous", "current", "pending"]
 class Revoke:
     """Delete one service account of this key (which revokes its key), after checking its name.
 
-    ``known_name`` is set when a listing already showed the name; otherwise the executor reads the
-    account first and refuses to delete one whose name does not belong to this key. A 404 is done.
+    ``known_name`` is set when a listing already showed the name (never from status, which is not
+    trusted for a delete); otherwise the executor reads the account first and refuses to delete one
+    whose name does not belong to this key. A 404 is done.
     """
 
     service_account_id: str

@@ -394,9 +394,9 @@ def _recover_pending(
         assert pending.service_account_id is not None
         held = PreviousCredential(pending.key_id, pending.service_account_id, None)
         return replace(status, pending=None, previous=(*status.previous, held)), [], resume, False
-    # Nothing holds it: delete it and issue again.
-    revoke = Revoke(pending.service_account_id, "pending", key_id=pending.key_id,
-                    known_name=pending.service_account_name, follow_up=False)
+    # Nothing holds it: delete it and issue again. The name in status is not trusted for the delete
+    # (status could be forged): the executor reads the account's name back from OpenAI first.
+    revoke = Revoke(pending.service_account_id, "pending", key_id=pending.key_id, follow_up=False)
     return replace(status, pending=None), [revoke], resume, False
 
 
