@@ -814,7 +814,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(state_dir: Path, *, wait: bool, out: TextIO = sys.stdout) -> int:
     """Run the demo; on an error, Ctrl-C or SIGTERM stop everything it started. Returns the exit code."""
+    # Both explicitly: a process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt; the demo must stop on Ctrl-C regardless.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     demo = Demo(state_dir, out=out, wait=wait)
     code = 0
     try:
