@@ -34,9 +34,9 @@ test: lint testbed
 unit: install
 	$(BIN)/pytest tests/unit
 
-## demo: the main job on the embedded local stack
+## demo: the main job on the embedded local stack (DEMO_ARGS=--no-wait stops after the last step)
 demo: install
-	$(BIN)/openai-devstack demo
+	$(BIN)/openai-devstack demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

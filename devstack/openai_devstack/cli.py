@@ -65,5 +65,22 @@ def env(state_dir: Path) -> None:
     click.echo(env_file.read_text(), nl=False)
 
 
+@main.command("demo")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".devstack/demo"),
+    show_default=True,
+    help="Folder for the demo's stack (emptied at the start); its logs stay after the demo.",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="After the last step, keep everything running until Ctrl-C (--no-wait: stop and clean up).")
+def demo(state_dir: Path, wait: bool) -> None:
+    """The main job on the local stack: keys delivered, rotated, spend, alerts, the leak response."""
+    from openai_devstack import demo as demo_module
+
+    raise SystemExit(demo_module.run(state_dir, wait=wait))
+
+
 if __name__ == "__main__":
     main()
