@@ -198,14 +198,13 @@ async def test_a_failed_revocation_of_the_previous_key_degrades_without_undoing_
     admin = FakeAdmin()
     secret = FakeStore("secret")
     first, _, _ = await run(KeyStatus(), {"secret": secret}, admin)
-    leaked, _, _ = await run(first, {"secret": secret}, admin, revoke_token="leak")
-    assert leaked.previous
-    assert leaked.previous[0].revoke_at == NOW
     admin.fail["delete"] = TransientError("503")
-    after, _, outcome = await run(leaked, {"secret": secret}, admin, revoke_token="leak")
+    after, _, outcome = await run(first, {"secret": secret}, admin, revoke_token="leak")
     assert outcome.error is None
-    assert after.key_id == leaked.key_id
-    assert after.previous == leaked.previous
+    assert after.key_id != first.key_id, "the rotation stands"
+    assert [p.service_account_id for p in after.previous] == [first.service_account_id]
+    assert after.previous[0].revoke_at == NOW
+    assert live(admin, secret.holds)
     degraded = after.condition("Degraded")
     assert degraded is not None
     assert (degraded.status, degraded.reason) == ("True", "RevocationFailed")
@@ -213,6 +212,17 @@ async def test_a_failed_revocation_of_the_previous_key_degrades_without_undoing_
     healed, _, _ = await run(after, {"secret": secret}, admin, revoke_token="leak")
     assert healed.previous == ()
     assert healed.condition("Degraded").status == "False"  # type: ignore[union-attr]
+
+
+async def test_the_leak_response_revokes_the_old_key_in_the_pass_that_promotes_the_new_one() -> None:
+    """Found by the demo: the old key lived on until the next pass (a resync away in production)."""
+    admin = FakeAdmin()
+    secret = FakeStore("secret")
+    first, _, _ = await run(KeyStatus(), {"secret": secret}, admin)
+    leaked, _, _ = await run(first, {"secret": secret}, admin, revoke_token="leak")
+    assert first.service_account_id not in admin.accounts
+    assert leaked.previous == ()
+    assert live(admin, secret.holds)
 
 
 async def test_a_forged_previous_id_is_not_deleted() -> None:

@@ -209,6 +209,14 @@ class TestRevocation:
                                                                               ("sa_1", NOW + grace)}
         assert after.rotate_token == "t"
 
+    def test_the_leak_response_revokes_every_older_credential_in_the_promoting_pass(self) -> None:
+        """Not at the next pass (which could be a resync away): right after the promotion."""
+        plan = plan_key(key_facts(issued(2, previous=(previous(1, NOW + timedelta(hours=1)),)), revoke_token="leak"))
+        names = kinds(plan)
+        assert names[-3:] == ["Promote", "Revoke", "Revoke"]
+        assert {(a.service_account_id, a.why) for a in plan.actions if isinstance(a, Revoke)} == {
+            ("sa_1", "previous"), ("sa_2", "previous")}
+
     def test_the_leak_response_revokes_the_old_credential_at_promotion(self) -> None:
         p = replace(pending(2), revoke_immediately=True, reason=Reason.COMPROMISED)
         facts = key_facts(issued(pending=p))
@@ -281,7 +289,9 @@ def test_every_issue_ends_in_a_promotion_after_verification() -> None:
                   key_facts(rotate_token="x"), key_facts(revoke_token="y")):
         plan = plan_key(facts)
         order = kinds(plan)
-        assert order[-1] in ("Promote", "RestartTargets")
+        after = order[order.index("Promote") + 1:]
+        assert set(after) <= {"Revoke", "RestartTargets"}, "only the leak response's revocations and restarts follow"
+        assert ("Revoke" in after) == (facts.revoke_token is not None)
         assert order.index("Mint") < order.index("Verify") < order.index("Deliver") < order.index("Promote")
         assert isinstance(plan.actions[order.index("Verify")], Verify)
 

@@ -188,6 +188,8 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
     decision: IssueDecision | None = None
     if promote_pending:
         actions.append(Promote())
+        if status.pending is not None and status.pending.revoke_immediately:
+            actions.extend(_leak_revocations(status, actions))
     else:
         decision = issue_reason or first_trigger(facts, spec, due)
 
@@ -219,6 +221,8 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
         status, issue_actions = _plan_issue(facts, spec, status, decision)
         actions.extend(issue_actions)
         assert status.pending is not None
+        if decision.revoke_immediately:
+            actions.extend(_leak_revocations(status, actions))
         notes.append(PlannedNote("Normal", decision.reason,
                                  f"Issuing credential r{status.pending.revision}: {decision.message}"))
     elif not promote_pending:
@@ -248,6 +252,17 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
     # This spec generation has been acted on (a later edit skips a failure's backoff).
     status = replace(status, observed_generation=facts.generation)
     return KeyPlan(status, tuple(actions), tuple(notes), _requeue(facts, requeue_at), decision)
+
+
+def _leak_revocations(status: KeyStatus, planned: list[Action]) -> list[Action]:
+    """The leak response: once the new credential is promoted (it is in every destination), revoke
+    every older one in the same pass, not at the next one. They run after ``Promote``, so a failed
+    issue never gets here; a failed revocation is a follow-up (Degraded, retried)."""
+    already = {a.service_account_id for a in planned if isinstance(a, Revoke)}
+    older = [(p.service_account_id, p.key_id) for p in status.previous]
+    if status.service_account_id is not None:
+        older.append((status.service_account_id, status.key_id))
+    return [Revoke(account, "previous", key_id=key_id) for account, key_id in older if account not in already]
 
 
 def _policy(facts: KeyFacts) -> KeyPolicy | None:
