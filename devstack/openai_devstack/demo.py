@@ -262,7 +262,10 @@ class Workload:
         try:
             self._complete(client, index, model, prompt, max_tokens)
         except openai.AuthenticationError:
-            if not self._sync():
+            self._sync()
+            with self._lock:
+                current = self._index(self._mounted["OPENAI_API_KEY"])
+            if current == index:  # the Secret still holds the key that was refused: a real failure
                 self.failed.append(f"401 with key #{index + 1}")
                 return
             self.reloads_after_401 += 1
