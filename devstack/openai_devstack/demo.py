@@ -46,7 +46,7 @@ import openai
 import yaml
 
 from openai_devstack.binaries import cache_root, ensure_toolset
-from openai_devstack.processes import ManagedProcess, free_port, log_tail
+from openai_devstack.processes import ManagedProcess, free_port, group_alive, log_tail
 from openai_devstack.stack import Stack, StackEnv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -436,7 +436,7 @@ class Demo:
         record = self.state_dir / "processes.json"
         if record.exists():
             groups = [int(p["pgid"]) for p in json.loads(record.read_text()).get("processes", [])]
-            if any(_alive(g) for g in groups):
+            if any(group_alive(g) for g in groups):
                 raise DemoError(f"a stack already runs from {self.state_dir}: stop it first "
                                 f"(openai-devstack down --state-dir {self.state_dir})")
         shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -783,16 +783,6 @@ class Demo:
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
-
-
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def scraped_names(scrape: str) -> set[str]:

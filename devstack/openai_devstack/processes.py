@@ -101,7 +101,7 @@ class ManagedProcess:
             self.popen.wait(timeout=1)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (reaping the leader first if it is our child)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
@@ -121,6 +121,6 @@ def stop_process_group(pid: int, *, timeout: float = 10.0) -> None:
             os.killpg(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _group_alive(pid):
+            if not group_alive(pid):
                 return
             time.sleep(0.05)
