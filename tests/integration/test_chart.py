@@ -74,8 +74,20 @@ class Helm:
         return result
 
     def render(self, *args: str, release: str = "rel", namespace: str = "ops") -> list[dict[str, Any]]:
+        """``helm template`` parsed; a key repeated in one mapping fails (PyYAML would keep the last)."""
         out = self("template", release, str(CHART), "--namespace", namespace, *args).stdout
-        return [doc for doc in yaml.safe_load_all(out) if doc]
+        return [doc for doc in yaml.load_all(out, Loader=_StrictLoader) if doc]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key repeated in one mapping (a template that renders one is broken)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"repeated keys {repeated}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True)
@@ -269,6 +281,9 @@ def test_metrics_are_protected_by_default_and_can_sit_behind_an_auth_proxy(offli
     assert "--upstream=http://127.0.0.1:8080/" in proxy["args"]
     assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
     operator = next(c for c in pod["containers"] if c["name"] == "operator")
+    assert operator["securityContext"]["readOnlyRootFilesystem"] is True, "the operator keeps its own settings"
+    assert {m["name"] for m in operator["volumeMounts"]} == {"tmp", "fingerprint-key"}
+    assert "volumeMounts" not in proxy
     env = {e["name"]: e.get("value") for e in operator["env"]}
     assert env["OPENAI_OPERATOR_METRICS_ADDRESS"] == "127.0.0.1", "the plain port is not reachable"
     assert _one(docs, "Service")["spec"]["ports"][0]["targetPort"] == "https-metrics"
