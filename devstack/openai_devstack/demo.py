@@ -739,9 +739,9 @@ class Demo:
             present = scraped_names(scrape)
             wanted = dashboard_metrics()
             missing = sorted(wanted - present)
-            d.append(f"{len(wanted) - len(missing)}/{len(wanted)} present"
-                     + (f"; missing: {', '.join(missing)}" if missing else "")
-                     + f" (scrape saved to {self.state_dir / 'metrics.prom'})")
+            if missing:
+                raise DemoError(f"the dashboard queries series the operator did not export: {', '.join(missing)}")
+            d.append(f"{len(wanted)}/{len(wanted)} present (scrape saved to {self.state_dir / 'metrics.prom'})")
 
     def summary(self, elapsed: float) -> None:
         assert self.env is not None

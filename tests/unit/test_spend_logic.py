@@ -225,3 +225,15 @@ class TestBudgetHold:
 
 def test_key_budget_defaults() -> None:
     assert KeyBudget.model_validate({"monthlyUSD": 1}).alert_thresholds == (50, 80, 100)
+
+
+def test_a_raised_budget_re_arms_the_thresholds_above_the_spend() -> None:
+    first = assess(report(), previous=None, alerts_fired=(), forecast_alert_fired=False, budget=budget(10),
+                   cost_usd=10.0)
+    assert first.alerts_fired == (50, 80, 100)
+    raised = assess(report(), previous=first.spend, alerts_fired=first.alerts_fired,
+                    forecast_alert_fired=first.forecast_alert_fired, budget=budget(20), cost_usd=10.0)
+    assert raised.alerts_fired == (50,), "80 % and 100 % of the new budget are not crossed yet"
+    later = assess(report(), previous=raised.spend, alerts_fired=raised.alerts_fired,
+                   forecast_alert_fired=raised.forecast_alert_fired, budget=budget(20), cost_usd=16.5)
+    assert [a.threshold for a in later.alerts if a.threshold] == [80]

@@ -198,3 +198,31 @@ class RefusingObjects(FakeObjects):
         if f"{namespace}/{name}" == self.refuse:
             raise PermanentError("admission webhook refused the patch")
         await super().patch_key_status(namespace, name, status)
+
+
+async def test_a_malformed_budget_leaves_the_objects_spend_status_alone() -> None:
+    """Not "no budget": that would drop BudgetExceeded (lifting a Revoke hold) and re-fire alerts later."""
+    admin, objects = FakeCosts(rows=[("proj_1", "key_a", 60.0)]), FakeObjects()
+    body = key_body("a", "key_a")
+    body["spec"]["budget"] = {"monthlyUSD": -5, "onExceeded": "Revoke"}
+    objects.keys[("apps", "a")] = body
+    deps = deps_with(admin, objects)
+    out = await apply_spend(deps, await read_costs(deps), *views(objects))
+    assert (out.written, objects.patches) == (0, [])
+
+
+async def test_a_failed_spend_limit_read_still_brings_the_spend_up_to_date() -> None:
+    admin, objects = FailingLimit(rows=[("proj_1", None, 3.0)]), FakeObjects()
+    objects.projects["team"] = {"metadata": {"name": "team", "generation": 1}, "spec": {},
+                                "status": {"projectId": "proj_1",
+                                           "spendLimit": {"enforcement": "inactive", "managed": True}}}
+    deps = deps_with(admin, objects)
+    out = await apply_spend(deps, await read_costs(deps), *views(objects))
+    assert out.failed == []
+    assert objects.projects["team"]["status"]["spend"]["monthToDateUSD"] == 3.0
+
+
+@dataclass
+class FailingLimit(FakeCosts):
+    async def get_spend_limit(self, project_id: str) -> Any:
+        raise TransientError("503")

@@ -258,6 +258,8 @@ class Spend:
     as_of: datetime | None = None
     retired: tuple[RetiredCredential, ...] = ()
     carried_usd: float = 0.0
+    budget_usd: float | None = None
+    """The budget this spend was assessed against (a raised budget re-arms the thresholds above it)."""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Spend:
@@ -272,6 +274,7 @@ class Spend:
             as_of=parse_time(raw.get("asOf")),
             retired=tuple(r for r in retired if r is not None),
             carried_usd=_float(raw, "carriedUSD") or 0.0,
+            budget_usd=_float(raw, "budgetUSD"),
         )
 
     def to_dict(self, *, of_key: bool = False) -> dict[str, Any]:
@@ -282,6 +285,7 @@ class Spend:
             "forecastUSD": self.forecast_usd,
             "percentOfBudget": self.percent_of_budget,
             "asOf": _time(self.as_of),
+            "budgetUSD": self.budget_usd,
         }
         if of_key:
             rendered["retiredCredentials"] = [r.to_dict() for r in self.retired] or None

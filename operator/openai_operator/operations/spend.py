@@ -84,6 +84,19 @@ def _budget(spec: Mapping[str, Any], model: type[_B]) -> _B | None:
         return None
 
 
+def budget_malformed(spec: Mapping[str, Any], model: type[ProjectBudget] | type[KeyBudget]) -> bool:
+    """Whether ``spec.budget`` is set but does not parse (the object's own pass reports it): the poll
+    then leaves the object's spend status alone rather than treat it as having no budget."""
+    raw = spec.get("budget")
+    if raw is None:
+        return False
+    try:
+        model.model_validate(raw)
+    except ValidationError:
+        return True
+    return False
+
+
 def project_budget(spec: Mapping[str, Any]) -> ProjectBudget | None:
     """``spec.budget`` of a project, or ``None`` when unset or malformed (the reconcile reports that)."""
     return _budget(spec, ProjectBudget)
@@ -138,10 +151,16 @@ class FanOut:
     """What one poll changed: objects written, Events to post (with the body to post them on), keys to wake."""
 
     written: int = 0
+    post: Post | None = None
     events: list[tuple[Mapping[str, Any], list[Note]]] = field(default_factory=list)
     wake: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     """Objects that could not be read or written this poll (``namespace/name``, why): the next poll tries again."""
+
+    def announce(self, body: Mapping[str, Any], notes: list[Note]) -> None:
+        self.events.append((body, notes))
+        if self.post is not None:
+            self.post(body, notes)
 
 
 def _notes(alerts: Iterable[BudgetAlert]) -> list[Note]:
@@ -162,13 +181,15 @@ def _record(deps: Deps, kind: str, namespace: str, name: str, spend: Spend | Non
 
 
 async def apply_spend(deps: Deps, report: CostReport, projects: Iterable[ProjectSpendView],
-                      keys: Iterable[KeySpendView]) -> FanOut:
+                      keys: Iterable[KeySpendView], *, post: Post | None = None) -> FanOut:
     """Bring every given object's spend up to date with ``report``; write only what changed.
 
     One object that cannot be read or written (apiserver busy, a patch refused) is skipped and
-    reported in :attr:`FanOut.failed`; it never stops the others, nor loses their alerts.
+    reported in :attr:`FanOut.failed`; it never stops the others, nor loses their alerts. With
+    ``post``, each object's alerts are posted right after its status says they fired (the window in
+    which a crash could lose one is a single object's, not the whole poll's).
     """
-    out = FanOut()
+    out = FanOut(post=post)
     for project in projects:
         try:
             enforcement = await _limit_enforcement(deps, project)
@@ -192,7 +213,11 @@ async def _limit_enforcement(deps: Deps, view: ProjectSpendView) -> str | None:
     limit = view.status.spend_limit
     if limit is None or not limit.managed or view.status.project_id is None:
         return None
-    current = await deps.admin.get_spend_limit(view.status.project_id)
+    try:
+        current = await deps.admin.get_spend_limit(view.status.project_id)
+    except OperatorError as error:  # the spend is still brought up to date; enforcement as last read
+        log.warning("spend limit not read this poll", project=view.name, error=error.message)
+        return None
     return current.enforcement_status if current is not None else None
 
 
@@ -220,6 +245,8 @@ async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView,
         body = await deps.objects.get_project(view.name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
+        if budget_malformed(body.get("spec") or {}, ProjectBudget):
+            return
         budget = project_budget(body.get("spec") or {})
         status = ProjectStatus.from_dict(body.get("status"))
         updated, alerts = assess_project(status, budget=budget, report=report,
@@ -231,7 +258,7 @@ async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView,
             out.written += 1
     _record(deps, "OpenAIProject", "", view.name, updated.spend, _usd(budget), alerts)
     if alerts:
-        out.events.append((body, _notes(alerts)))
+        out.announce(body, _notes(alerts))
 
 
 async def _apply_key(deps: Deps, report: CostReport, view: KeySpendView, out: FanOut) -> None:
@@ -243,6 +270,8 @@ async def _apply_key(deps: Deps, report: CostReport, view: KeySpendView, out: Fa
         body = await deps.objects.get_key(view.namespace, view.name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
+        if budget_malformed(body.get("spec") or {}, KeyBudget):
+            return
         budget = key_budget(body.get("spec") or {})
         status = KeyStatus.from_dict(body.get("status"))
         updated, alerts = assess_key(status, budget=budget, report=report,
@@ -253,7 +282,7 @@ async def _apply_key(deps: Deps, report: CostReport, view: KeySpendView, out: Fa
             out.written += 1
     _record(deps, "OpenAIKey", view.namespace, view.name, updated.spend, _usd(budget), alerts)
     if alerts:
-        out.events.append((body, _notes(alerts)))
+        out.announce(body, _notes(alerts))
     if _exceeded(updated) != _exceeded(status):
         out.wake.append((view.namespace, view.name))
         log.info("key budget state changed", key=f"{view.namespace}/{view.name}", exceeded=_exceeded(updated))
@@ -299,13 +328,15 @@ class SpendPoller:
         now = deps.clock()
         try:
             report = await read_costs(deps)
-            fan_out = await apply_spend(deps, report, projects, keys)
-        except OperatorError as error:
+            fan_out = await apply_spend(deps, report, projects, keys, post=self._post)
+        except Exception as error:
             self._failures += 1
-            delay = retry_after(error, min(retry_delay(self._failures, "spend-poll"), self._interval))
+            backoff = min(retry_delay(self._failures, "spend-poll"), self._interval)
+            delay = retry_after(error, backoff) if isinstance(error, OperatorError) else backoff
             self._due = self._monotonic() + delay.total_seconds()
             self._observe(started, now, ok=False)
-            log.warning("costs poll failed; status.spend keeps the last values", error=error.message,
+            message = error.message if isinstance(error, OperatorError) else f"{type(error).__name__}: {error}"
+            log.warning("costs poll failed; status.spend keeps the last values", error=message,
                         retry_in_seconds=round(delay.total_seconds(), 1), failures=self._failures)
             return
         self._failures = 0
@@ -313,8 +344,6 @@ class SpendPoller:
         if report.as_of is not None:
             self._newest_bucket = report.as_of.timestamp()
         self._observe(started, now, ok=True)
-        for body, notes in fan_out.events:
-            self._post(body, notes)
         for namespace, name in fan_out.wake:
             self._nudge(namespace, name)
         if fan_out.failed:
@@ -327,5 +356,6 @@ class SpendPoller:
     def _observe(self, started: float, now: datetime, *, ok: bool) -> None:
         age = now.timestamp() - self._newest_bucket if self._newest_bucket is not None else None
         self._deps.metrics.observe_spend_poll(self._monotonic() - started, ok=ok, at=now.timestamp(),
-                                              period_end=next_period_start(now).timestamp(),
+                                              period_end=next_period_start(
+                                                  self._deps.admin.server_time(now)).timestamp(),
                                               newest_bucket_age_seconds=age)

@@ -212,7 +212,15 @@ def assess(
     spend = Spend(
         month_to_date_usd=total, period_start=report.period_start, forecast_usd=forecast,
         percent_of_budget=percent, as_of=report.as_of, retired=retired, carried_usd=_usd(carried_usd),
+        budget_usd=terms.monthly_usd if terms is not None else None,
     )
+    raised = same_period and terms is not None and previous is not None and previous.budget_usd is not None \
+        and terms.monthly_usd > previous.budget_usd
+    if raised:
+        # A raised budget re-arms the thresholds the spend no longer crosses (and the forecast alert).
+        assert terms is not None
+        alerts_fired = tuple(t for t in alerts_fired if total * 100 >= t * terms.monthly_usd)
+        forecast_alert_fired = forecast_alert_fired and forecast >= terms.monthly_usd
     if terms is None:
         condition = BudgetCondition(False, Reason.NOT_CONFIGURED, "no budget is set (spec.budget)")
         return Assessment(spend, (), False, (), condition)
