@@ -4,8 +4,10 @@
 #
 #   docker build -t openai-operator .
 #
-# The lock is regenerated with:
+# The locks are regenerated with:
 #   uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal -o requirements.lock
+#   printf 'setuptools>=75\nwheel\n' | uv pip compile - --generate-hashes --python-version 3.11 \
+#       --universal -o build-requirements.lock
 # (tests/integration/test_image.py checks it covers every runtime dependency, and builds the final
 # stage's file list without a container engine.)
 
@@ -14,12 +16,14 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/operator
-COPY requirements.lock /src/
-RUN /opt/operator/bin/pip install --require-hashes --no-deps -r /src/requirements.lock
+COPY requirements.lock build-requirements.lock /src/
+RUN /opt/operator/bin/pip install --require-hashes --no-deps -r /src/requirements.lock \
+ && /opt/operator/bin/pip install --require-hashes --no-deps -r /src/build-requirements.lock
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
-RUN /opt/operator/bin/pip install --no-deps /src \
- && /opt/operator/bin/pip uninstall -y pip setuptools wheel
+# Built with the locked setuptools, not whatever an isolated build environment would download.
+RUN /opt/operator/bin/pip install --no-deps --no-build-isolation /src \
+ && /opt/operator/bin/pip uninstall -y pip setuptools wheel packaging
 
 FROM ${PYTHON_IMAGE}
 RUN python -m pip uninstall -y pip setuptools wheel

@@ -38,7 +38,8 @@ def test_dockerfile_is_multi_stage_pinned_locked_and_non_root() -> None:
         "the base is an exact version (or a digest), never a moving tag"
     assert text.count("\nFROM ") + text.startswith("FROM ") == 2
     assert "--require-hashes --no-deps -r /src/requirements.lock" in text, "dependencies come from the lock"
-    assert "requirements.lock" in text
+    assert "--require-hashes --no-deps -r /src/build-requirements.lock" in text, "the build tools are locked too"
+    assert "--no-build-isolation" in text
     final = _final_stage(text)
     assert any(line.startswith("USER 65532") for line in final)
     assert [line for line in final if line.startswith("COPY")] == ["COPY --from=build /opt/operator /opt/operator"]
@@ -66,8 +67,11 @@ def test_the_runtime_wheel_in_a_clean_venv_runs_and_holds_no_emulator_or_local_s
     _run(sys.executable, "-m", "venv", venv)
     pip = venv / "bin" / "pip"
     _run(pip, "install", "-q", "--require-hashes", "--no-deps", "-r", ROOT / "requirements.lock")
-    _run(pip, "install", "-q", "--no-deps", wheel)
-    _run(pip, "check")  # the lock satisfies every requirement of the wheel
+    # As the Dockerfile's build stage does: the locked build tools, the source without isolation.
+    _run(pip, "install", "-q", "--require-hashes", "--no-deps", "-r", ROOT / "build-requirements.lock")
+    _run(pip, "install", "-q", "--no-deps", "--no-build-isolation", ROOT)
+    _run(pip, "check")  # the lock satisfies every requirement of the operator
+    _run(pip, "uninstall", "-q", "-y", "pip", "setuptools", "wheel", "packaging")  # the final stage has no installer
     help_text = _run(venv / "bin" / "openai-operator", "run", "--help").stdout
     assert "--spend-poll-interval" in help_text
     site = next((venv / "lib").glob("python3.*/site-packages"))
