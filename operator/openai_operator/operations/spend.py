@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -74,37 +74,27 @@ class KeySpendView:
 _B = TypeVar("_B", ProjectBudget, KeyBudget)
 
 
-def _budget(spec: Mapping[str, Any], model: type[_B]) -> _B | None:
-    raw = spec.get("budget")
-    if not isinstance(raw, Mapping):
-        return None
-    try:
-        return model.model_validate(raw)
-    except ValidationError:
-        return None
-
-
-def budget_malformed(spec: Mapping[str, Any], model: type[ProjectBudget] | type[KeyBudget]) -> bool:
-    """Whether ``spec.budget`` is set but does not parse (the object's own pass reports it): the poll
-    then leaves the object's spend status alone rather than treat it as having no budget."""
+def _read_budget(spec: Mapping[str, Any], model: type[_B]) -> tuple[_B | None, bool]:
+    """``spec.budget`` parsed (``None`` when unset), and whether it is set but malformed: the object's
+    own pass reports a malformed one, and the poll leaves its spend status alone rather than treat
+    it as having no budget."""
     raw = spec.get("budget")
     if raw is None:
-        return False
+        return None, False
     try:
-        model.model_validate(raw)
+        return model.model_validate(raw), False
     except ValidationError:
-        return True
-    return False
+        return None, True
 
 
 def project_budget(spec: Mapping[str, Any]) -> ProjectBudget | None:
     """``spec.budget`` of a project, or ``None`` when unset or malformed (the reconcile reports that)."""
-    return _budget(spec, ProjectBudget)
+    return _read_budget(spec, ProjectBudget)[0]
 
 
 def key_budget(spec: Mapping[str, Any]) -> KeyBudget | None:
     """``spec.budget`` of a key, or ``None`` when unset or malformed (the key's pass reports that)."""
-    return _budget(spec, KeyBudget)
+    return _read_budget(spec, KeyBudget)[0]
 
 
 def project_spend_entry(name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
@@ -234,58 +224,90 @@ def _project_fields(status: ProjectStatus) -> dict[str, object]:
     return fields
 
 
-async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView, out: FanOut,
-                         enforcement: str | None = None) -> None:
-    guess, _ = assess_project(view.status, budget=view.budget, report=report, generation=view.generation)
-    guess = _with_enforcement(guess, enforcement)
-    if _project_fields(guess) == _project_fields(view.status):
-        _record(deps, "OpenAIProject", "", view.name, guess.spend, _usd(view.budget), ())
-        return
-    async with deps.lock("OpenAIProject", None, view.name):
-        body = await deps.objects.get_project(view.name)
+_S = TypeVar("_S", ProjectStatus, KeyStatus)
+
+
+@dataclass(frozen=True)
+class _Target(Generic[_S]):
+    """One object of either kind, and how the poll reads, assesses and writes it."""
+
+    kind: str
+    namespace: str | None
+    name: str
+    indexed: _S
+    """The status the index holds (possibly a little old): assessed first, to skip unchanged objects."""
+    budget: ProjectBudget | KeyBudget | None
+    generation: int | None
+    read_budget: Callable[[Mapping[str, Any]], tuple[ProjectBudget | KeyBudget | None, bool]]
+    parse: Callable[[Mapping[str, Any] | None], _S]
+    assess: Callable[[_S, Any, int | None], tuple[_S, tuple[BudgetAlert, ...]]]
+    fields: Callable[[_S], dict[str, object]]
+    read: Callable[[], Awaitable[dict[str, Any] | None]]
+    patch: Callable[[dict[str, object]], Awaitable[None]]
+
+
+async def _apply(deps: Deps, target: _Target[_S], out: FanOut) -> tuple[_S, _S] | None:
+    """Assess one object; if its spend fields change, re-read it under its lock, assess again and patch.
+
+    Returns (status before, status after) when the object was read fresh, ``None`` otherwise.
+    """
+    namespace = target.namespace or ""
+    guess, _ = target.assess(target.indexed, target.budget, target.generation)
+    if target.fields(guess) == target.fields(target.indexed):
+        _record(deps, target.kind, namespace, target.name, guess.spend, _usd(target.budget), ())
+        return None
+    async with deps.lock(target.kind, target.namespace, target.name):
+        body = await target.read()
         if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        if budget_malformed(body.get("spec") or {}, ProjectBudget):
-            return
-        budget = project_budget(body.get("spec") or {})
-        status = ProjectStatus.from_dict(body.get("status"))
-        updated, alerts = assess_project(status, budget=budget, report=report,
-                                         generation=body["metadata"].get("generation"))
-        updated = _with_enforcement(updated, enforcement)
-        fields = _project_fields(updated)
-        if fields != _project_fields(status):
-            await deps.objects.patch_project_status(view.name, fields)
+            return None
+        budget, malformed = target.read_budget(body.get("spec") or {})
+        if malformed:
+            return None
+        status = target.parse(body.get("status"))
+        updated, alerts = target.assess(status, budget, body["metadata"].get("generation"))
+        fields = target.fields(updated)
+        if fields != target.fields(status):
+            await target.patch(fields)
             out.written += 1
-    _record(deps, "OpenAIProject", "", view.name, updated.spend, _usd(budget), alerts)
+    _record(deps, target.kind, namespace, target.name, updated.spend, _usd(budget), alerts)
     if alerts:
         out.announce(body, _notes(alerts))
+    return status, updated
+
+
+async def _apply_project(deps: Deps, report: CostReport, view: ProjectSpendView, out: FanOut,
+                         enforcement: str | None = None) -> None:
+    def assess(status: ProjectStatus, budget: Any, generation: int | None) -> tuple[ProjectStatus,
+                                                                                   tuple[BudgetAlert, ...]]:
+        updated, alerts = assess_project(status, budget=budget, report=report, generation=generation)
+        return _with_enforcement(updated, enforcement), alerts
+
+    async def patch(fields: dict[str, object]) -> None:
+        await deps.objects.patch_project_status(view.name, fields)
+
+    await _apply(deps, _Target(
+        "OpenAIProject", None, view.name, view.status, view.budget, view.generation,
+        read_budget=lambda spec: _read_budget(spec, ProjectBudget), parse=ProjectStatus.from_dict, assess=assess,
+        fields=_project_fields, read=lambda: deps.objects.get_project(view.name), patch=patch,
+    ), out)
 
 
 async def _apply_key(deps: Deps, report: CostReport, view: KeySpendView, out: FanOut) -> None:
-    guess, _ = assess_key(view.status, budget=view.budget, report=report, generation=view.generation)
-    if spend_fields(guess) == spend_fields(view.status):
-        _record(deps, "OpenAIKey", view.namespace, view.name, guess.spend, _usd(view.budget), ())
-        return
-    async with deps.lock("OpenAIKey", view.namespace, view.name):
-        body = await deps.objects.get_key(view.namespace, view.name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        if budget_malformed(body.get("spec") or {}, KeyBudget):
-            return
-        budget = key_budget(body.get("spec") or {})
-        status = KeyStatus.from_dict(body.get("status"))
-        updated, alerts = assess_key(status, budget=budget, report=report,
-                                     generation=body["metadata"].get("generation"))
-        fields = spend_fields(updated)
-        if fields != spend_fields(status):
-            await deps.objects.patch_key_status(view.namespace, view.name, fields)
-            out.written += 1
-    _record(deps, "OpenAIKey", view.namespace, view.name, updated.spend, _usd(budget), alerts)
-    if alerts:
-        out.announce(body, _notes(alerts))
-    if _exceeded(updated) != _exceeded(status):
+    def assess(status: KeyStatus, budget: Any, generation: int | None) -> tuple[KeyStatus, tuple[BudgetAlert, ...]]:
+        return assess_key(status, budget=budget, report=report, generation=generation)
+
+    async def patch(fields: dict[str, object]) -> None:
+        await deps.objects.patch_key_status(view.namespace, view.name, fields)
+
+    changed = await _apply(deps, _Target(
+        "OpenAIKey", view.namespace, view.name, view.status, view.budget, view.generation,
+        read_budget=lambda spec: _read_budget(spec, KeyBudget), parse=KeyStatus.from_dict, assess=assess,
+        fields=spend_fields, read=lambda: deps.objects.get_key(view.namespace, view.name), patch=patch,
+    ), out)
+    if changed is not None and _exceeded(changed[1]) != _exceeded(changed[0]):
+        # The key's own loop acts on BudgetExceeded (a budget hold, or its end): wake it now.
         out.wake.append((view.namespace, view.name))
-        log.info("key budget state changed", key=f"{view.namespace}/{view.name}", exceeded=_exceeded(updated))
+        log.info("key budget state changed", key=f"{view.namespace}/{view.name}", exceeded=_exceeded(changed[1]))
 
 
 def _usd(budget: ProjectBudget | KeyBudget | None) -> float | None:
