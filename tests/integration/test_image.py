@@ -5,6 +5,7 @@ checked: the entry point runs, and neither the emulator nor the local stack nor 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -58,7 +59,12 @@ def test_the_lock_pins_every_runtime_dependency() -> None:
 
 
 def test_the_runtime_wheel_in_a_clean_venv_runs_and_holds_no_emulator_or_local_stack(tmp_path: Path) -> None:
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ".")
+    # What the Dockerfile copies to /src, copied here: builds then leave nothing in the checkout.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "operator", src / "operator", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", src)
     wheel = next((tmp_path / "dist").glob("openai_operator-*.whl"))
     top = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in top if not t.endswith(".dist-info")} == {"openai_operator"}
@@ -67,9 +73,9 @@ def test_the_runtime_wheel_in_a_clean_venv_runs_and_holds_no_emulator_or_local_s
     _run(sys.executable, "-m", "venv", venv)
     pip = venv / "bin" / "pip"
     _run(pip, "install", "-q", "--require-hashes", "--no-deps", "-r", ROOT / "requirements.lock")
-    # As the Dockerfile's build stage does: the locked build tools, the source without isolation.
+    # As the Dockerfile's build stage does: the locked build tools, then /src without build isolation.
     _run(pip, "install", "-q", "--require-hashes", "--no-deps", "-r", ROOT / "build-requirements.lock")
-    _run(pip, "install", "-q", "--no-deps", "--no-build-isolation", ROOT)
+    _run(pip, "install", "-q", "--no-deps", "--no-build-isolation", src)
     _run(pip, "check")  # the lock satisfies every requirement of the operator
     _run(pip, "uninstall", "-q", "-y", "pip", "setuptools", "wheel", "packaging")  # the final stage has no installer
     help_text = _run(venv / "bin" / "openai-operator", "run", "--help").stdout
