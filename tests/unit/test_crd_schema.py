@@ -454,3 +454,11 @@ def test_redacted_key_refuses_key_material(value: str) -> None:
 )
 def test_redacted_key_accepts_masked_values(value: str) -> None:
     assert KeyStatus(redacted_key=value).redacted_key == value
+
+
+@pytest.mark.parametrize("file", ["openaikeys.yaml", "openaiprojects.yaml"])
+def test_only_the_age_column_is_a_date(file: str) -> None:
+    """kubectl renders a `date` column as an age, and a time in the future as <invalid>: a timestamp
+    such as NEXT-ROTATION is a string column (found by the demo)."""
+    columns = load(file)["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert [c["name"] for c in columns if c["type"] == "date"] == ["Age"]
