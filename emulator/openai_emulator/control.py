@@ -15,7 +15,10 @@
                                              "api_keys": [{"id", "name", "redacted_value", "scopes",
                                                            "created_at", "expires_at", "last_used_at"}]}],
                        "user_keys": [{...same key fields..., "owner_id"}],
-                       "rate_limits": [{"id", "model", "max_requests_per_1_minute", ...}]}],
+                       "rate_limits": [{"id", "model", "max_requests_per_1_minute", ...}],
+                       "users": [<organization.project.user>...],
+                       "model_permissions": <project.model_permissions> | null,
+                       "service_tier_settings": <project.service_tier_settings>}],
          "calls": [{"kind": "admin"|"data", "method", "route", "status", "count"}],
          "faults": [{...rule..., "matched", "injected"}],
          "totals": {"projects", "service_accounts", "api_keys", "cost_records", "usage_records",
@@ -55,10 +58,18 @@
 ``POST /_emulator/reset``
     Forget everything (projects, keys, spend, faults, counters, clock offset); the admin key stays.
 ``GET|POST /_emulator/config``
-    ``{"reject_service_account_key_delete": bool, "scope_error_status": 401|403}``.
+    ``{"reject_service_account_key_delete": bool, "scope_error_status": 401|403,
+    "invite_ttl_seconds": int}`` (how long new invites stay pending; default 7 days).
 ``POST /_emulator/users``
     Add an organisation user (project users must exist in the organisation):
     ``{"email", "name"?, "role"?: "owner"|"reader"}`` → the ``organization.user`` object.
+``POST /_emulator/invites/{invite_id}/accept``
+    What the invitee accepting the email does: ``{"name"?: str}`` → ``{"invite": <organization.invite>,
+    "user": <organization.user>}``. The user joins the organisation with the invite's role and each
+    of its ``projects`` with the role given there. 400 unless the invite is pending (accepted or
+    expired on the emulator clock: ``POST /_emulator/clock`` lets an invite expire).
+``GET /_emulator/invites``
+    ``{"invites": [<organization.invite>...]}`` (every invite, any status).
 ``POST /_emulator/projects/{project_id}/user_keys``
     Mint a user-owned ``sk-proj-`` key, which the Admin API itself cannot do:
     ``{"user_id"?: str (default: the org owner), "name"?: str, "scopes"?: [str]}`` →
@@ -145,6 +156,11 @@ def dump(ctx: EmulatorContext) -> dict[str, Any]:
                 ],
                 "user_keys": user_keys,
                 "rate_limits": [render.rate_limit(rl) for rl in p.rate_limits.values()],
+                "users": [render.project_user(state, pu) for pu in p.users.values()],
+                "model_permissions": None
+                if p.model_permissions is None
+                else render.model_permissions(p.model_permissions),
+                "service_tier_settings": render.service_tier_settings(p.service_tiers),
             }
         )
     return {
@@ -335,6 +351,7 @@ def _options_json(state: EmulatorState) -> dict[str, Any]:
     return {
         "reject_service_account_key_delete": state.options.reject_service_account_key_delete,
         "scope_error_status": state.options.scope_error_status,
+        "invite_ttl_seconds": state.options.invite_ttl_seconds,
     }
 
 
@@ -347,8 +364,17 @@ async def get_config(request: web.Request) -> web.Response:
 async def set_config(request: web.Request) -> web.Response:
     state = _ctx(request).state
     body = await read_body(
-        request, {"reject_service_account_key_delete": Field("bool"), "scope_error_status": Field("int")}
+        request,
+        {
+            "reject_service_account_key_delete": Field("bool"),
+            "scope_error_status": Field("int"),
+            "invite_ttl_seconds": Field("int"),
+        },
     )
+    if "invite_ttl_seconds" in body:
+        if body["invite_ttl_seconds"] < 1:
+            raise bad_request("'invite_ttl_seconds' must be at least 1.", param="invite_ttl_seconds")
+        state.options.invite_ttl_seconds = body["invite_ttl_seconds"]
     if "scope_error_status" in body:
         if body["scope_error_status"] not in (401, 403):
             raise bad_request("'scope_error_status' must be 401 or 403.", param="scope_error_status")
@@ -372,6 +398,21 @@ async def add_user(request: web.Request) -> web.Response:
         body["email"], body.get("name") or body["email"], body.get("role") or "reader"
     )
     return json_response(render.org_user(user))
+
+
+@routes.post(C + "/invites/{invite_id}/accept")
+async def accept_invite(request: web.Request) -> web.Response:
+    state = _ctx(request).state
+    body = await read_body(request, {"name": Field("str")})
+    invite_id = request.match_info["invite_id"]
+    user = state.accept_invite(invite_id, body.get("name"))
+    return json_response({"invite": render.invite(state, state.get_invite(invite_id)), "user": render.org_user(user)})
+
+
+@routes.get(C + "/invites")
+async def list_invites(request: web.Request) -> web.Response:
+    state = _ctx(request).state
+    return json_response({"invites": [render.invite(state, i) for i in state.list_invites()]})
 
 
 @routes.post(C + "/projects/{project_id}/user_keys")
