@@ -46,11 +46,16 @@ from openai_operator.openai.errors import (
 from openai_operator.openai.models import (
     CostBucket,
     CreatedServiceAccount,
+    Invite,
     IssuedKey,
+    ModelPermissions,
+    OrgUser,
     Project,
     ProjectApiKey,
+    ProjectUser,
     RateLimit,
     ServiceAccount,
+    ServiceTierSettings,
     SpendAlert,
     SpendLimit,
 )
@@ -548,6 +553,151 @@ class AdminClient:
             not_found_expected=True,
         )
         return await self._delete(call)
+
+    # --------------------------------------------------------------- project users and invites
+
+    async def list_project_users(self, project_id: str, *, page_size: int = 100) -> list[ProjectUser]:
+        """Every user of a project (all pages)."""
+        call = _Call(
+            "list_project_users",
+            "GET",
+            "/organization/projects/{project_id}/users",
+            {"project_id": project_id},
+            query=[("limit", str(page_size))],
+        )
+        return [_parse(call.operation, ProjectUser.from_api, i) async for i in self._paginate(call)]
+
+    async def add_project_user(self, project_id: str, user_id: str, role: str) -> ProjectUser:
+        """Add an organisation user to a project. Not retried blind: a retry after a lost answer
+        would be refused as "already a member" and hide that the first attempt worked."""
+        call = _Call(
+            "add_project_user",
+            "POST",
+            "/organization/projects/{project_id}/users",
+            {"project_id": project_id},
+            body={"user_id": user_id, "role": role},
+            idempotent=False,
+        )
+        return await self._fetch(call, ProjectUser.from_api)
+
+    async def update_project_user(self, project_id: str, user_id: str, role: str) -> ProjectUser:
+        """Change a project user's role (``owner`` or ``member``)."""
+        call = _Call(
+            "update_project_user",
+            "POST",
+            "/organization/projects/{project_id}/users/{user_id}",
+            {"project_id": project_id, "user_id": user_id},
+            body={"role": role},
+        )
+        return await self._fetch(call, ProjectUser.from_api)
+
+    async def remove_project_user(self, project_id: str, user_id: str) -> bool:
+        """Remove a user from a project (not from the organisation). ``False`` if already gone."""
+        call = _Call(
+            "remove_project_user",
+            "DELETE",
+            "/organization/projects/{project_id}/users/{user_id}",
+            {"project_id": project_id, "user_id": user_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
+    async def list_org_users(self, *, emails: Sequence[str] = (), page_size: int = 100) -> list[OrgUser]:
+        """Organisation users, all pages; only those with one of ``emails`` when given."""
+        query: Query = [("limit", str(page_size))] + [("emails[]", e) for e in emails]
+        call = _Call("list_org_users", "GET", "/organization/users", query=query)
+        return [_parse(call.operation, OrgUser.from_api, i) async for i in self._paginate(call)]
+
+    async def list_invites(self, *, page_size: int = 100) -> list[Invite]:
+        """Every invite of the organisation (all pages, any status)."""
+        call = _Call("list_invites", "GET", "/organization/invites", query=[("limit", str(page_size))])
+        return [_parse(call.operation, Invite.from_api, i) async for i in self._paginate(call)]
+
+    async def create_invite(
+        self, email: str, *, role: str = "reader", projects: Mapping[str, str] | None = None
+    ) -> Invite:
+        """Invite ``email`` to the organisation with ``role``, and to ``projects`` (id → role) on
+        acceptance. Not retried blind: a second invite would be refused or duplicated."""
+        body: dict[str, Any] = {"email": email, "role": role}
+        if projects is not None:
+            body["projects"] = [{"id": pid, "role": prole} for pid, prole in projects.items()]
+        call = _Call("create_invite", "POST", "/organization/invites", body=body, idempotent=False)
+        return await self._fetch(call, Invite.from_api)
+
+    async def delete_invite(self, invite_id: str) -> bool:
+        """Delete an invite that was not accepted. ``False`` if it was already gone."""
+        call = _Call(
+            "delete_invite",
+            "DELETE",
+            "/organization/invites/{invite_id}",
+            {"invite_id": invite_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
+    # ---------------------------------------------------------- model permissions, service tiers
+
+    async def get_model_permissions(self, project_id: str) -> ModelPermissions:
+        """The project's model allow or deny list (an empty deny list when none is set)."""
+        call = _Call(
+            "get_model_permissions",
+            "GET",
+            "/organization/projects/{project_id}/model_permissions",
+            {"project_id": project_id},
+        )
+        return await self._fetch(call, ModelPermissions.from_api)
+
+    async def set_model_permissions(self, project_id: str, mode: str, model_ids: Sequence[str]) -> ModelPermissions:
+        """Replace the project's model policy (``allow_list`` or ``deny_list``)."""
+        call = _Call(
+            "set_model_permissions",
+            "POST",
+            "/organization/projects/{project_id}/model_permissions",
+            {"project_id": project_id},
+            body={"mode": mode, "model_ids": list(model_ids)},
+        )
+        return await self._fetch(call, ModelPermissions.from_api)
+
+    async def delete_model_permissions(self, project_id: str) -> bool:
+        """Remove the project's model policy (every model allowed again). ``False`` if none was set."""
+        call = _Call(
+            "delete_model_permissions",
+            "DELETE",
+            "/organization/projects/{project_id}/model_permissions",
+            {"project_id": project_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
+    async def get_service_tier_settings(self, project_id: str) -> ServiceTierSettings:
+        """The project's default and enabled service tiers."""
+        call = _Call(
+            "get_service_tier_settings",
+            "GET",
+            "/organization/projects/{project_id}/service_tier_settings",
+            {"project_id": project_id},
+        )
+        return await self._fetch(call, ServiceTierSettings.from_api)
+
+    async def update_service_tier_settings(
+        self, project_id: str, *, default: str | None = None, enabled_tiers: str | Sequence[str] | None = None
+    ) -> ServiceTierSettings:
+        """Change the default and/or enabled tiers atomically; a field left ``None`` keeps its value."""
+        body: dict[str, Any] = {}
+        if default is not None:
+            body["default"] = default
+        if enabled_tiers is not None:
+            body["enabled_tiers"] = enabled_tiers if isinstance(enabled_tiers, str) else list(enabled_tiers)
+        if not body:
+            raise ValueError("update_service_tier_settings needs default or enabled_tiers")
+        call = _Call(
+            "update_service_tier_settings",
+            "POST",
+            "/organization/projects/{project_id}/service_tier_settings",
+            {"project_id": project_id},
+            body=body,
+        )
+        return await self._fetch(call, ServiceTierSettings.from_api)
 
     # -------------------------------------------------------------------------------------- costs
 
