@@ -7,10 +7,14 @@ model for service-tier settings, which the spec file does not have yet).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import openai
 import pytest
 from emulator_support import ClientFactory, Minter
+
+from openai_emulator import EmulatorServer, new_admin_key
 
 CHAT = [{"role": "user", "content": "hi"}]
 
@@ -130,3 +134,25 @@ async def test_a_model_outside_the_allow_list_is_refused_with_openais_403_body(
     await client.chat.completions.create(model="gpt-4o", messages=CHAT)  # type: ignore[arg-type]
     with pytest.raises(openai.PermissionDeniedError):
         await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+
+
+async def test_invites_and_service_tiers_survive_a_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator.json"
+    admin_key = new_admin_key()
+    async with EmulatorServer(admin_key=admin_key, state_file=state_file) as first:
+        client = openai.AsyncOpenAI(api_key="unused", admin_api_key=admin_key, base_url=first.base_url, max_retries=0)
+        org = client.admin.organization
+        project = await org.projects.create(name="persisted")
+        invite = await org.invites.create(email="kept@example.com", role="owner",
+                                          projects=[{"id": project.id, "role": "member"}])
+        await org.projects.service_tier_settings.update(project.id, default="scale", enabled_tiers=["ultrafast"])
+        await client.close()
+    async with EmulatorServer(admin_key=admin_key, state_file=state_file) as second:
+        client = openai.AsyncOpenAI(api_key="unused", admin_api_key=admin_key, base_url=second.base_url, max_retries=0)
+        org = client.admin.organization
+        again = await org.invites.retrieve(invite.id)
+        assert (again.email, again.role, again.status, again.expires_at) == (
+            "kept@example.com", "owner", "pending", invite.expires_at)
+        tiers = await org.projects.service_tier_settings.retrieve(project.id)
+        assert (tiers.default, tiers.enabled_tiers) == ("scale", ["ultrafast"])
+        await client.close()
