@@ -102,7 +102,7 @@ HAND = ObservedUser("user-hand", "hand@example.com", "owner")
                      id="a pending invite is waited for, not sent again"),
         pytest.param([member("new@example.com")], ADDITIVE, [], [], [],
                      [ObservedInvite("inv-9", "new@example.com", "pending", EXPIRES)],
-                     MembersPlan((), (invited("new@example.com", "inv-9"),)),
+                     MembersPlan((), (invited("new@example.com", "inv-9", sent=0),)),
                      id="a pending invite nobody recorded (status lost) is adopted, not duplicated"),
         pytest.param([member("new@example.com")], ADDITIVE, [invited("new@example.com", "inv-1")], [], [],
                      [ObservedInvite("inv-1", "new@example.com", "expired", EXPIRES)],
@@ -126,6 +126,9 @@ HAND = ObservedUser("user-hand", "hand@example.com", "owner")
                      [ObservedInvite("inv-1", "new@example.com", "pending", EXPIRES)],
                      MembersPlan((DeleteInvite("new@example.com", "inv-1"),), ()),
                      id="an invited member who left the spec has the invite withdrawn"),
+        pytest.param([], ADDITIVE, [invited("new@example.com", "inv-9", sent=0)], [], [],
+                     [ObservedInvite("inv-9", "new@example.com", "pending", EXPIRES)], MembersPlan(),
+                     id="an invite someone else sent is never withdrawn"),
     ],
 )
 def test_plan_members(members: list[Member], policy: MembersPolicy, recorded: list[MemberStatus],

@@ -53,6 +53,9 @@ __all__ = ["sync_project_access"]
 
 class _Ref(Protocol):
     @property
+    def name(self) -> str: ...
+
+    @property
     def generation(self) -> int | None: ...
 
 
@@ -134,6 +137,11 @@ async def _sync_members(
             if action.email in members:
                 members[action.email] = replace(members[action.email], state=MemberState.FAILED, message=message)
         record()
+        if isinstance(action, SendInvite):
+            # The invite id is what makes the invite the operator's (to withdraw it later): saved at
+            # once, so a crash before the end of the pass does not leave it unrecorded.
+            await deps.objects.patch_project_status(
+                ref.name, {"members": [m.to_dict() for m in progress.status.members]})
     for email, member in members.items():
         earlier = before.get(email)
         if earlier is not None and earlier.state == MemberState.INVITED and member.state == MemberState.ACTIVE:

@@ -6,8 +6,10 @@ what status recorded), actions and the new ``status.members`` out. The executor
 (``operations/project_access.py``) lists each kind at most once per pass and only when this module
 says the pass needs it, so a project without ``spec.members`` costs no call at all.
 
-Ownership: a user or invite is the operator's when ``status.members`` records it. Leaving the spec
-removes exactly those; ``membersPolicy: Exclusive`` also removes every other project user.
+Ownership: a user is the operator's when ``status.members`` records it ``Active``, an invite when
+the operator sent it (``invitesSent``; a pending invite someone else sent is waited for, never
+withdrawn). Leaving the spec removes exactly those; ``membersPolicy: Exclusive`` also removes every
+other project user.
 
 Invites: a member who is not in the organisation gets one invite (organisation role ``reader``,
 this project with the member's role). While it is pending the member is ``Invited``; once accepted
@@ -122,7 +124,7 @@ def needs_invites(
     """Whether the invites must be listed: someone is not in the organisation, or an invite the
     operator recorded may need deleting (its member left the spec)."""
     wanted = {m.email for m in members}
-    return bool(not_in_org) or any(r.invite_id and r.email not in wanted for r in recorded)
+    return bool(not_in_org) or any(r.invite_id and r.invites_sent and r.email not in wanted for r in recorded)
 
 
 def _invite_for(email: str, record: MemberStatus | None, invites: Sequence[ObservedInvite]) -> ObservedInvite | None:
@@ -180,7 +182,9 @@ def plan_members(
         if user is not None and record.state == MemberState.ACTIVE:
             actions.append(RemoveMember(record.email, user.id))
             removed.add(user.id)
-        elif record.invite_id and any(i.id == record.invite_id and i.status == "pending" for i in invites):
+        elif record.invite_id and record.invites_sent and any(
+            i.id == record.invite_id and i.status == "pending" for i in invites
+        ):
             actions.append(DeleteInvite(record.email, record.invite_id))
     if policy is MembersPolicy.EXCLUSIVE:
         for user in project_users:
@@ -197,7 +201,7 @@ def _invited(
     sent = record.invites_sent if record is not None else 0
     if invite is not None and invite.status == "pending":
         return MemberStatus(email, role, MemberState.INVITED, invite_id=invite.id,
-                            invite_expires_at=invite.expires_at, invites_sent=max(sent, 1))
+                            invite_expires_at=invite.expires_at, invites_sent=sent)
     if record is not None and record.state == MemberState.FAILED and sent >= MAX_INVITES_SENT:
         return replace(record, role=role)
     replaces = invite.id if invite is not None and invite.status == "expired" else None
