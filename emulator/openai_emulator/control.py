@@ -19,6 +19,7 @@
                        "users": [<organization.project.user>...],
                        "model_permissions": <project.model_permissions> | null,
                        "service_tier_settings": <project.service_tier_settings>}],
+         "invites": [<organization.invite>...],
          "calls": [{"kind": "admin"|"data", "method", "route", "status", "count"}],
          "faults": [{...rule..., "matched", "injected"}],
          "totals": {"projects", "service_accounts", "api_keys", "cost_records", "usage_records",
@@ -68,6 +69,8 @@
     "user": <organization.user>}``. The user joins the organisation with the invite's role and each
     of its ``projects`` with the role given there. 400 unless the invite is pending (accepted or
     expired on the emulator clock: ``POST /_emulator/clock`` lets an invite expire).
+``POST /_emulator/invites/accept``
+    The same by address: ``{"email", "name"?}`` accepts the pending invite of that email (404 if none).
 ``GET /_emulator/invites``
     ``{"invites": [<organization.invite>...]}`` (every invite, any status).
 ``POST /_emulator/projects/{project_id}/user_keys``
@@ -88,7 +91,7 @@ from aiohttp import web
 from . import render
 from .clock import DAY, day_start, next_month_start
 from .context import CTX, EmulatorContext
-from .errors import bad_request, invalid_type, not_found
+from .errors import ApiError, bad_request, invalid_type, not_found
 from .keys import redact
 from .state import CostRecord, EmulatorState
 from .wire import Field, json_body, json_response, read_body
@@ -169,6 +172,7 @@ def dump(ctx: EmulatorContext) -> dict[str, Any]:
         "admin_key": {"id": state.admin_key_id, "redacted_value": redact(state.admin_key)},
         "options": _options_json(state),
         "projects": projects,
+        "invites": [render.invite(state, i) for i in state.list_invites()],
         "calls": calls_json(ctx),
         "faults": [r.to_json() for r in ctx.faults.rules.values()],
         "totals": {
@@ -398,6 +402,18 @@ async def add_user(request: web.Request) -> web.Response:
         body["email"], body.get("name") or body["email"], body.get("role") or "reader"
     )
     return json_response(render.org_user(user))
+
+
+@routes.post(C + "/invites/accept")
+async def accept_invite_by_email(request: web.Request) -> web.Response:
+    state = _ctx(request).state
+    body = await read_body(request, {"email": Field("str", required=True), "name": Field("str")})
+    now, email = state.now(), body["email"].lower()
+    pending = [i for i in state.list_invites() if i.email.lower() == email and i.status(now) == "pending"]
+    if not pending:
+        raise ApiError(404, f"No pending invite for '{body['email']}'.", param="email", code="not_found")
+    user = state.accept_invite(pending[-1].id, body.get("name"))
+    return json_response({"invite": render.invite(state, pending[-1]), "user": render.org_user(user)})
 
 
 @routes.post(C + "/invites/{invite_id}/accept")

@@ -68,6 +68,19 @@ async def test_an_invite_expires_on_the_emulator_clock_and_can_then_be_sent_agai
         await org.invites.retrieve(invite.id)
 
 
+async def test_an_invite_can_be_accepted_by_email_and_the_state_dump_shows_invites(
+    admin: openai.AsyncOpenAI, control: httpx.AsyncClient
+) -> None:
+    org = admin.admin.organization
+    missing = await control.post("/_emulator/invites/accept", json={"email": "nobody@example.com"})
+    assert missing.status_code == 404
+    invite = await org.invites.create(email="Mail@Example.com", role="owner", projects=[])
+    accepted = (await control.post("/_emulator/invites/accept", json={"email": "mail@example.com"})).json()
+    assert (accepted["invite"]["id"], accepted["user"]["role"]) == (invite.id, "owner")
+    dumped = (await control.get("/_emulator/state")).json()["invites"]
+    assert [(i["id"], i["status"]) for i in dumped] == [(invite.id, "accepted")]
+
+
 async def test_invites_are_listed_in_pages_and_default_to_the_default_project(
     admin: openai.AsyncOpenAI, control: httpx.AsyncClient
 ) -> None:
