@@ -215,6 +215,9 @@ def test_a_model_outside_the_allow_list_is_refused_to_the_projects_key_until_the
     assert tiers["serviceTiers"] == {"default": "fast", "enabled": ["flex"]}
     assert emulator.project(project_id)["service_tier_settings"] == {
         "object": "project.service_tier_settings", "default": "fast", "enabled_tiers": ["flex"]}
+    admin(emulator, "POST", f"/projects/{project_id}/service_tier_settings", json={"enabled_tiers": "all"})
+    wait_for(lambda: emulator.project(project_id)["service_tier_settings"]["enabled_tiers"] == ["flex"],
+             timeout=WAIT, what="the service tiers, changed by hand, set back")
 
     admin(emulator, "POST", f"/projects/{project_id}/model_permissions",
           json={"mode": "allow_list", "model_ids": ["gpt-4o-mini", "gpt-4o"]})
