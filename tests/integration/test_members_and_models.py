@@ -184,7 +184,7 @@ def test_an_expired_invite_is_sent_once_more_then_reported(
     assert second["inviteId"] != first["inviteId"]
     obj = wait_condition(kubectl, name, "MembersSynced", "False", "InviteExpired")
     member = members_status(kubectl, name)[dave]
-    assert (member["state"], member["invitesSent"]) == ("Failed", 2)
+    assert (member["state"], member["reason"], member["invitesSent"]) == ("Failed", "InviteExpired", 2)
     assert dave in condition(obj, "MembersSynced")["message"]
     assert {"InviteSent", "InviteResent", "InviteExpired"} <= reasons(kubectl, name)
     invites = [i for i in control(emulator, "GET", "/invites")["invites"] if i["email"] == dave]

@@ -193,7 +193,7 @@ async def test_a_refused_member_is_failed_with_openais_message_and_the_project_s
                             fail={"add_project_user": [PermanentError("user is deactivated")]})
     outcome = await run(admin, {"members": [{"email": "ana@example.com"}], "models": {"deny": ["gpt-4o"]}})
     member = outcome.status["members"][0]
-    assert member["state"] == "Failed"
+    assert (member["state"], member["reason"]) == ("Failed", "MembersSyncFailed")
     assert "user is deactivated" in member["message"]
     assert cond(outcome, "MembersSynced")["reason"] == "MembersSyncFailed"
     assert cond(outcome, "Ready")["status"] == "True"

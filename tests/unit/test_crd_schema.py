@@ -374,7 +374,7 @@ def full_project_status() -> ProjectStatus:
         members=(
             MemberStatus("a@example.com", "owner", "Active", user_id="user-a"),
             MemberStatus("b@example.com", "member", "Failed", invite_id="invite-b", invite_expires_at=NOW,
-                         invites_sent=2, message="expired"),
+                         invites_sent=2, message="expired", reason="InviteExpired"),
         ),
         models=ModelsStatus("allow_list", ("gpt-4o-mini",)),
         service_tiers=ServiceTiersStatus("standard", ("flex",)),

@@ -479,6 +479,8 @@ class MemberStatus:
     invite_expires_at: datetime | None = None
     invites_sent: int = 0
     message: str | None = None
+    reason: str | None = None
+    """Why the member is ``Failed``: ``InviteExpired`` or ``MembersSyncFailed``."""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> MemberStatus | None:
@@ -494,6 +496,7 @@ class MemberStatus:
             invite_expires_at=parse_time(raw.get("inviteExpiresAt")),
             invites_sent=_int(raw, "invitesSent", 0) or 0,
             message=_str(raw, "message"),
+            reason=_str(raw, "reason"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -505,6 +508,7 @@ class MemberStatus:
             "inviteExpiresAt": _time(self.invite_expires_at),
             "invitesSent": self.invites_sent or None,
             "message": self.message,
+            "reason": self.reason,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out

@@ -135,7 +135,8 @@ async def _sync_members(
             message = f"OpenAI refused to {_verb(action)} {action.email}: {error.message}"
             refused.append(message)
             if action.email in members:
-                members[action.email] = replace(members[action.email], state=MemberState.FAILED, message=message)
+                members[action.email] = replace(members[action.email], state=MemberState.FAILED, message=message,
+                                                reason=Reason.MEMBERS_SYNC_FAILED)
         record()
         if isinstance(action, SendInvite):
             # The invite id is what makes the invite the operator's (to withdraw it later): saved at

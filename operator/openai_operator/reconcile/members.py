@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import Member, MembersPolicy
 from openai_operator.model.status import MemberState, MemberStatus
 
@@ -209,7 +210,8 @@ def _invited(
         newly_failed.append(email)
         return MemberStatus(email, role, MemberState.FAILED, invite_id=record.invite_id if record else None,
                             invite_expires_at=record.invite_expires_at if record else None, invites_sent=sent,
-                            message=f"the invite expired {sent} times without being accepted")
+                            message=f"the invite expired {sent} times without being accepted",
+                            reason=Reason.INVITE_EXPIRED)
     actions.append(SendInvite(email, role, resend=sent > 0, replaces=replaces))
     return MemberStatus(email, role, MemberState.INVITED, invites_sent=sent + 1)
 
