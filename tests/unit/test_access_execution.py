@@ -13,7 +13,7 @@ import pytest
 
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps
-from openai_operator.errors import OperatorError, PermanentError
+from openai_operator.errors import OperatorError, PermanentError, TransientError
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.openai.models import (
     Invite,
@@ -217,3 +217,16 @@ async def test_removing_spec_models_deletes_without_reading() -> None:
     assert admin.models is None
     assert outcome.status["models"] is None
     assert "ModelPermissionsRemoved" in reasons(outcome)
+
+
+async def test_a_member_leaving_the_spec_stays_recorded_until_it_is_removed() -> None:
+    """A pass that fails before the removal must not forget the user is the operator's to remove."""
+    admin = FakeAccessAdmin(project_users={"user-ana": ProjectUser("user-ana", "ana@example.com", "member")},
+                            fail={"remove_project_user": [TransientError("busy")]})
+    recorded = {"members": [{"email": "ana@example.com", "role": "member", "state": "Active", "userId": "user-ana"}]}
+    outcome = await run(admin, {"members": []}, recorded)
+    assert [m["email"] for m in outcome.status["members"]] == ["ana@example.com"]
+    assert outcome.error is not None
+    outcome = await run(admin, {"members": []}, {**recorded, "members": outcome.status["members"]})
+    assert "user-ana" not in admin.project_users
+    assert outcome.status["members"] == []

@@ -123,14 +123,22 @@ async def _sync_members(
     members = {m.email: m for m in plan.members}
     order = [m.email for m in plan.members]
 
+    # Entries leaving the spec stay recorded until their user is removed (or invite withdrawn): if the
+    # pass stops before that, the next one still knows they are the operator's to remove.
+    leaving = {a.email: before[a.email] for a in plan.actions
+               if isinstance(a, RemoveMember | DeleteInvite) and a.email in before and a.email not in members}
+
     def record() -> None:
-        progress.status = replace(progress.status, members=tuple(members[e] for e in order))
+        entries = [members[e] for e in order] + list(leaving.values())
+        progress.status = replace(progress.status, members=tuple(entries))
 
     record()
     refused: list[str] = []
     for action in plan.actions:
         try:
             await _execute(deps, project_id, action, members, outcome)
+            if isinstance(action, RemoveMember | DeleteInvite):
+                leaving.pop(action.email, None)
         except (PermanentError, NotFoundError) as error:
             message = f"OpenAI refused to {_verb(action)} {action.email}: {error.message}"
             refused.append(message)
