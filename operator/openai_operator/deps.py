@@ -21,6 +21,7 @@ from openai_operator.k8s.objects import ObjectClient
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.model.naming import INSTANCE_ID_PATTERN
 from openai_operator.openai import AdminClient, new_http_client
+from openai_operator.openai.budget import RequestBudget
 from openai_operator.ports import AdminApi, ObjectStore
 from openai_operator.reconcile.quota import QuotaLedger
 from openai_operator.stores.vault import VaultClientCache
@@ -78,8 +79,11 @@ def _cluster_instance_id(core: CoreV1Api) -> str:
 
 async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
     http = new_http_client()
+    # One budget for the process: every handler, sweep and poller draws on the same allowance.
+    budget = RequestBudget(config.admin_api_rate, burst=config.admin_api_burst,
+                           on_wait=metrics.observe_admin_budget_wait)
     admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
-                        observer=metrics.observe_admin_request)
+                        observer=metrics.observe_admin_request, budget=budget)
     api_client = await asyncio.to_thread(_kubernetes_api_client)
     # One cached, renewed Vault client; its login token is revoked on close.
     vault_cache: VaultClientCache | None = None

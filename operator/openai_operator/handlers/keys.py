@@ -1,15 +1,15 @@
 """OpenAIKey handlers: one daemon per key runs every pass; change handlers only wake it.
 
 The daemon is the key's single loop (Kopf stops it when the replica loses leadership, and when the
-key is deleted): it runs one pass, then sleeps until the plan's ``requeue_after`` (or the resync
-interval, whichever comes first) unless a change wakes it sooner. A spec change, a rotate or revoke
+key is deleted): it runs one pass, then sleeps until the plan's ``requeue_after`` (or the key's next resync, at its own
+phase of the resync interval, whichever comes first) unless a change wakes it sooner. A spec change, a rotate or revoke
 annotation and the inventory's report of a deleted credential all nudge it. Deletion is the
 finalizer's (``on.delete``), under the same per-key lock.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -30,6 +30,7 @@ from openai_operator.operations.keys import KeyRef, reconcile_key
 from openai_operator.operations.outcome import Outcome
 from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.policy import ProjectView
+from openai_operator.reconcile.spread import resync_delay
 
 __all__ = ["key_index", "register"]
 
@@ -87,17 +88,19 @@ async def daemon(
     wakeups: Wakeups = memo["wakeups"]
     resync = deps.config.key_resync_interval
     errors = 0
+    identity = f"{namespace}/{name}"
     while not stopped:
-        wait = resync
+        # Each key re-checks at its own phase of the interval, so thousands of keys never wake together.
+        wait = resync_delay(identity, resync, datetime.now(UTC))
         try:
             outcome = await _key_pass(deps, namespace, name, project_index, key_index)
             errors = 0
             if outcome is not None and outcome.requeue_after is not None:
-                wait = min(outcome.requeue_after, resync)
+                wait = min(outcome.requeue_after, wait)
         except OperatorError as error:
             # The pass could not even read or save (apiserver, namespace, listing): back off.
             errors += 1
-            wait = min(retry_after(error, retry_delay(errors, f"{namespace}/{name}")), resync)
+            wait = min(retry_after(error, retry_delay(errors, identity)), resync)
             log.warning("key pass failed", key=f"{namespace}/{name}", error=error.message)
         await wakeups.wait(namespace, name, max(wait.total_seconds(), 0.05), stopped)
 
