@@ -94,7 +94,8 @@ def _env(name: str) -> str:
               help="Verification attempts of a new key within one pass before the issue is retried later.")
 @click.option("--admin-api-rate", type=click.FloatRange(min=0), default=0.0, envvar=_env("ADMIN_API_RATE"),
               help="Admin API request budget in requests per second, shared by all handlers and pollers "
-                   "(0: no pacing). A 429's Retry-After pauses every call either way.")
+                   "(0: no pacing). Any second may see rate + burst requests: keep both together under "
+                   "OpenAI's per-second limit. A 429's Retry-After pauses every call either way.")
 @click.option("--admin-api-burst", type=click.IntRange(min=1), default=10, envvar=_env("ADMIN_API_BURST"),
               help="Admin API requests that may go at once after a quiet spell (with --admin-api-rate).")
 def run(

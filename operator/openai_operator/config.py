@@ -145,7 +145,9 @@ class OperatorConfig:
     admin_api_rate: float | None = None
     """The Admin API request budget: at most this many requests per second on average, shared by every
     handler and poller of the process (``None``: no pacing). Set it below the organisation's Admin API
-    rate limit so OpenAI never has to answer 429; a 429's ``Retry-After`` holds every call either way."""
+    rate limit so OpenAI never has to answer 429; a 429's ``Retry-After`` holds every call either way.
+    The budget is a token bucket: any one second may see up to ``admin_api_burst + admin_api_rate``
+    requests, so under a limit of L requests per second keep the two together at or below L."""
     admin_api_burst: int = 10
     """How many Admin API requests may go at once after a quiet spell (only with ``admin_api_rate``)."""
 

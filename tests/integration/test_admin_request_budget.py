@@ -52,8 +52,9 @@ def test_a_burst_of_keys_under_the_budget_never_meets_a_429(
 ) -> None:
     _set_limit(emulator, LIMIT_PER_SECOND)
     try:
-        operator_factory.env["OPENAI_OPERATOR_ADMIN_API_RATE"] = str(LIMIT_PER_SECOND - 1)
-        operator_factory.env["OPENAI_OPERATOR_ADMIN_API_BURST"] = str(LIMIT_PER_SECOND - 1)
+        # A token bucket admits up to burst + rate requests in any one second: keep that under the limit.
+        operator_factory.env["OPENAI_OPERATOR_ADMIN_API_RATE"] = "2.5"
+        operator_factory.env["OPENAI_OPERATOR_ADMIN_API_BURST"] = "2"
         operator_factory.start()
         project = f"p-{secrets.token_hex(3)}"
         apply(kubectl, project_manifest(project, keyPolicy={"allowedNamespaces": {"names": [namespace]}}))

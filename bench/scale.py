@@ -1,0 +1,368 @@
+"""Scale: N keys applied 32 at a time until every one is Ready, against the raw Secret-write rate.
+
+    .venv/bin/python bench/scale.py --keys 10,100,1000 [--profile] [--write-readme]
+
+For each size N the script starts a fresh test bed (etcd, kube-apiserver, kube-controller-manager and
+the emulator in its own process, through ``openai_devstack.stack.Stack``), installs ``crds/``, gives
+the emulator's Admin API a uniform 50-150 ms latency (``--latency-ms``), and then measures, in one run:
+
+- **raw**: a plain async client (httpx on the apiserver's REST API, the same ``--concurrency``)
+  creating N Secrets of the size the operator writes: the rate the apiserver allows on this machine;
+- **converge**: the operator (``openai-operator run --standalone`` as a subprocess) running, one
+  OpenAIProject Ready, N OpenAIKeys (each to a Secret) created ``--concurrency`` at a time; the clock
+  stops when every key is ``Ready=True`` and every Secret holds a key (the operator verifies every key
+  before it delivers it). keys/s = N / converge time; ratio = keys/s / raw Secret writes/s;
+- **Admin API calls per key**, from the emulator's own counters (``GET /_emulator/calls``): the Admin
+  API calls while converging, and the data-plane verification calls beside them;
+- **memory**: the operator's RSS sampled every half second (``VmRSS`` of ``/proc/<pid>/status``), its
+  peak (``VmHWM``), and the RSS at rest ``--rest`` seconds after convergence.
+
+With ``--profile`` the convergence runs under ``py-spy record`` (installed from PyPI with
+``pip install py-spy``), and the flame graph is kept in ``bench/results/scale-<N>.svg``.
+
+Results: a table on stdout, ``bench/results/scale.json`` (with the timelines) and, when matplotlib
+is installed, ``bench/results/scale-*.png`` plots; ``--write-readme`` writes the scale section of
+``bench/README.md`` between its markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import secrets
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openai_devstack.processes import free_port
+from openai_devstack.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "bench" / "README.md"
+GROUP = "openai.operator.dev"
+VERSION = "v1alpha1"
+
+
+@dataclass
+class Run:
+    keys: int
+    raw_seconds: float = 0.0
+    raw_per_second: float = 0.0
+    converge_seconds: float = 0.0
+    keys_per_second: float = 0.0
+    ratio: float = 0.0
+    admin_calls: int = 0
+    admin_calls_by_route: dict[str, int] = field(default_factory=dict)
+    verify_calls: int = 0
+    rss_peak_mb: float = 0.0
+    rss_rest_mb: float = 0.0
+    timeline: list[tuple[float, int, float]] = field(default_factory=list)
+    """(seconds since the first create, keys Ready, RSS MB)."""
+
+    @property
+    def admin_per_key(self) -> float:
+        return self.admin_calls / self.keys
+
+    @property
+    def verify_per_key(self) -> float:
+        return self.verify_calls / self.keys
+
+
+class Kube:
+    """The apiserver's REST API with the test bed's admin token (no client library in the way)."""
+
+    def __init__(self, kubeconfig: Path, concurrency: int) -> None:
+        config = json.loads(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        self.http = httpx.AsyncClient(
+            base_url=cluster["server"], verify=context, timeout=60,
+            headers={"Authorization": f"Bearer {config['users'][0]['user']['token']}"},
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+
+    async def create(self, path: str, body: dict[str, Any]) -> None:
+        response = await self.http.post(path, json=body)
+        if response.status_code not in (200, 201, 409):
+            raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:300]}")
+
+    async def items(self, path: str) -> list[dict[str, Any]]:
+        response = await self.http.get(path)
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+
+async def in_batches(count: int, concurrency: int, make: Any) -> None:
+    """``make(i)`` for every i, at most ``concurrency`` in flight."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await make(i)
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def admin_calls(emulator: str) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{emulator}/_emulator/calls", timeout=30).json()["calls"])
+
+
+def ready(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+async def create_all(kubeconfig: Path, concurrency: int, n: int, path: str, body: Any) -> float:
+    """Create ``body(i)`` at ``path`` for i < n, ``concurrency`` at a time; return the seconds it took."""
+    kube = Kube(kubeconfig, concurrency)
+    started = time.perf_counter()
+    try:
+        await in_batches(n, concurrency, lambda i: kube.create(path, body(i)))
+    finally:
+        await kube.http.aclose()
+    return time.perf_counter() - started
+
+
+async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operator: subprocess.Popen[bytes],
+                   log: str) -> None:
+    """Create the keys and poll until every one is Ready, sampling the operator's RSS."""
+    n = run.keys
+    kube = Kube(kubeconfig, args.concurrency)
+    keys_path = f"/apis/{GROUP}/{VERSION}/namespaces/bench/openaikeys"
+    started = time.perf_counter()
+    creating = asyncio.ensure_future(in_batches(n, args.concurrency, lambda i: kube.create(keys_path, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIKey", "metadata": {"name": f"k{i:05d}"},
+        "spec": {"projectRef": {"name": "bench"}, "secret": {}}})))
+    deadline = time.monotonic() + args.timeout
+    try:
+        while True:
+            await asyncio.sleep(0.5)
+            keys = await kube.items(keys_path)
+            count = sum(1 for k in keys if ready(k))
+            run.timeline.append((round(time.perf_counter() - started, 2), count, round(rss_mb(operator.pid), 1)))
+            if count == n and creating.done():
+                break
+            if time.monotonic() > deadline or operator.poll() is not None:
+                raise RuntimeError(f"{count}/{n} keys Ready after {args.timeout}s; see {log}")
+        run.converge_seconds = time.perf_counter() - started
+        await creating
+        holding = [s for s in await kube.items("/api/v1/namespaces/bench/secrets")
+                   if (s.get("data") or {}).get("OPENAI_API_KEY")]
+        if len(holding) < n:
+            raise RuntimeError(f"only {len(holding)}/{n} Secrets hold a key although every key is Ready")
+    finally:
+        await kube.http.aclose()
+
+
+def wait_project_ready(kubectl: str, kube_env: dict[str, str], operator: subprocess.Popen[bytes], log: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        out = subprocess.run([kubectl, "get", "openaiproject", "bench", "-o", "json"], env=kube_env,
+                             capture_output=True, text=True, check=False).stdout
+        if out and ready(json.loads(out)):
+            return
+        if time.monotonic() > deadline or operator.poll() is not None:
+            raise RuntimeError("the project never became Ready; see " + log)
+        time.sleep(0.2)
+
+
+def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
+    run = Run(keys=n)
+    stack = Stack(state_dir, with_vault=False, with_emulator=True)
+    env = stack.start()
+    operator: subprocess.Popen[bytes] | None = None
+    profiler: subprocess.Popen[bytes] | None = None
+    if env.openai_base_url is None or env.openai_admin_key is None:
+        raise RuntimeError("the stack has no emulator")
+    emulator = env.openai_base_url.removesuffix("/v1")
+    kube_env = {**os.environ, **env.exports()}
+    kubectl = str(env.bin_dir / "kubectl")
+    try:
+        crds = str(ROOT / "crds")
+        subprocess.run([kubectl, "apply", "--server-side", "-f", crds], env=kube_env, check=True, capture_output=True)
+        subprocess.run([kubectl, "wait", "--for=condition=Established", "--timeout=60s", "-f", crds],
+                       env=kube_env, check=True, capture_output=True)
+        for namespace in ("bench-raw", "bench"):
+            subprocess.run([kubectl, "create", "namespace", namespace], env=kube_env, check=True, capture_output=True)
+
+        # raw: the apiserver's own rate for Secrets of the delivered size
+        payload = {"OPENAI_API_KEY": base64.b64encode(b"x" * 167).decode(),
+                   "OPENAI_BASE_URL": base64.b64encode(env.openai_base_url.encode()).decode()}
+        run.raw_seconds = asyncio.run(create_all(env.kubeconfig, args.concurrency, n,
+                                                 "/api/v1/namespaces/bench-raw/secrets",
+                                                 lambda i: {"metadata": {"name": f"raw-{i}"}, "data": payload}))
+        run.raw_per_second = n / run.raw_seconds
+
+        low, high = (float(v) for v in args.latency_ms.split("-"))
+        httpx.post(f"{emulator}/_emulator/faults", timeout=10, json={
+            "route": "/v1/organization/*", "latency": {"distribution": "uniform", "min_ms": low, "max_ms": high},
+            "seed": 1}).raise_for_status()
+
+        log = state_dir / f"operator-{n}.log"
+        with log.open("wb") as sink:
+            operator = subprocess.Popen(
+                [sys.executable, "-m", "openai_operator", "run", "--standalone", "--log-format=json",
+                 f"--metrics-port={free_port()}", f"--health-port={free_port()}"],
+                env={**kube_env, "OPENAI_OPERATOR_FINGERPRINT_KEY": secrets.token_urlsafe(48),
+                     "OPENAI_OPERATOR_LOG_LEVEL": "WARNING"},
+                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        project = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIProject", "metadata": {"name": "bench"},
+                   "spec": {"keyPolicy": {"allowedNamespaces": {"names": ["bench"]}}}}
+        subprocess.run([kubectl, "apply", "-f", "-"], input=json.dumps(project), env=kube_env, check=True,
+                       capture_output=True, text=True)
+        wait_project_ready(kubectl, kube_env, operator, str(log))
+        httpx.delete(f"{emulator}/_emulator/calls", timeout=10).raise_for_status()
+        if args.profile:
+            profiler = subprocess.Popen(["py-spy", "record", "--pid", str(operator.pid), "--rate", "50",
+                                         "--nonblocking", "-o", str(RESULTS / f"scale-{n}.svg")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        asyncio.run(converge(env.kubeconfig, args, run, operator, str(log)))
+        run.keys_per_second = n / run.converge_seconds
+        run.ratio = run.keys_per_second / run.raw_per_second
+        for call in admin_calls(emulator):
+            if call["kind"] == "admin":
+                run.admin_calls += call["count"]
+                route = f"{call['method']} {call['route']}"
+                run.admin_calls_by_route[route] = run.admin_calls_by_route.get(route, 0) + call["count"]
+            elif call["kind"] == "data" and call["route"].startswith("/v1/models"):
+                run.verify_calls += call["count"]
+        if profiler is not None:
+            profiler.send_signal(2)
+            profiler.wait(timeout=60)
+            profiler = None
+        time.sleep(args.rest)  # the RSS at rest is read after a quiet spell, by definition
+        run.rss_rest_mb = rss_mb(operator.pid)
+        run.rss_peak_mb = rss_mb(operator.pid, "VmHWM")
+        return run
+    finally:
+        if profiler is not None:
+            profiler.kill()
+        if operator is not None:
+            os.killpg(operator.pid, 9)
+            operator.wait()
+        stack.stop()
+
+
+def table(runs: list[Run]) -> str:
+    rows = ["| keys | converge | keys/s | raw Secret writes/s | ratio | Admin calls per key | verify per key "
+            "| RSS peak | RSS at rest |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        rows.append(f"| {r.keys:,} | {r.converge_seconds:.1f} s | {r.keys_per_second:.1f} | {r.raw_per_second:.0f} "
+                    f"| {r.ratio:.2f} | {r.admin_per_key:.2f} | {r.verify_per_key:.2f} | {r.rss_peak_mb:.0f} MB "
+                    f"| {r.rss_rest_mb:.0f} MB |")
+    return "\n".join(rows)
+
+
+def plot(runs: list[Run]) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install matplotlib)")
+        return []
+    out = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in runs:
+        t = [p[0] for p in r.timeline]
+        ax.plot(t, [p[1] for p in r.timeline], label=f"{r.keys:,} keys")
+    ax.set_xlabel("seconds since the first create")
+    ax.set_ylabel("keys Ready")
+    ax.legend()
+    fig.tight_layout()
+    out.append(RESULTS / "scale-ready.png")
+    fig.savefig(out[-1])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in runs:
+        ax.plot([p[1] for p in r.timeline], [p[2] for p in r.timeline], label=f"{r.keys:,} keys")
+    ax.set_xlabel("keys Ready")
+    ax.set_ylabel("operator RSS (MB)")
+    ax.legend()
+    fig.tight_layout()
+    out.append(RESULTS / "scale-rss.png")
+    fig.savefig(out[-1])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar([f"{r.keys:,}" for r in runs], [r.admin_per_key for r in runs], label="Admin API")
+    ax.bar([f"{r.keys:,}" for r in runs], [r.verify_per_key for r in runs], bottom=[r.admin_per_key for r in runs],
+           label="verification")
+    ax.set_xlabel("keys")
+    ax.set_ylabel("calls per key")
+    ax.legend()
+    fig.tight_layout()
+    out.append(RESULTS / "scale-calls.png")
+    fig.savefig(out[-1])
+    return out
+
+
+def write_readme(text: str) -> None:
+    start, end = "<!-- scale-bench:start -->", "<!-- scale-bench:end -->"
+    readme = README.read_text()
+    if start in readme:
+        before, rest = readme.split(start, 1)
+        after = rest.split(end, 1)[1]
+        readme = before + start + "\n" + text + "\n" + end + after
+    else:
+        readme += f"\n## Scale: keys to Ready, Admin API calls, memory (issue 11)\n\n{start}\n{text}\n{end}\n"
+    README.write_text(readme)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--keys", default="10,100,1000", help="comma-separated sizes")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-ms", default="50-150", help="uniform Admin API latency, min-max ms")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--rest", type=float, default=15, help="seconds after convergence before RSS at rest")
+    parser.add_argument("--profile", action="store_true", help="py-spy flame graph of each convergence")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for n in (int(v) for v in args.keys.split(",")):
+        state = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
+        try:
+            run = measure(n, args, state)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+        runs.append(run)
+        print(table([run]).splitlines()[-1], flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "machine": f"{os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}", "latency_ms": args.latency_ms, "concurrency": args.concurrency}
+    (RESULTS / "scale.json").write_text(json.dumps(
+        {**meta, "runs": [{**asdict(r), "admin_per_key": r.admin_per_key, "verify_per_key": r.verify_per_key}
+                          for r in runs]}, indent=1))
+    plots = plot(runs)
+    print(table(runs))
+    if args.write_readme:
+        text = (f"Measured {meta['date']} on `{meta['commit']}` ({meta['machine']}) with "
+                f"`.venv/bin/python bench/scale.py --keys {args.keys}`: Admin API latency uniform "
+                f"{args.latency_ms} ms, keys created {args.concurrency} at a time, raw rate measured in the same "
+                f"run.\n\n{table(runs)}\n\n" + "".join(f"![{p.stem}](results/{p.name})\n" for p in plots))
+        write_readme(text)
+
+
+if __name__ == "__main__":
+    main()
