@@ -18,7 +18,9 @@ the emulator's Admin API a uniform 50-150 ms latency (``--latency-ms``), and the
   peak (``VmHWM``), and the RSS at rest ``--rest`` seconds after convergence.
 
 With ``--profile`` the convergence runs under ``py-spy record`` (installed from PyPI with
-``pip install py-spy``), and the flame graph is kept in ``bench/results/scale-<N>.svg``.
+``pip install py-spy``); its collapsed stacks are kept in ``bench/results/scale-<N>.profile.txt``
+(``flamegraph.pl`` or speedscope draw them) and the functions with the most self time go into the
+JSON.
 
 Results: a table on stdout, ``bench/results/scale.json`` (with the timelines) and, when matplotlib
 is installed, ``bench/results/scale-*.png`` plots; ``--write-readme`` writes the scale section of
@@ -33,8 +35,10 @@ import base64
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -67,8 +71,13 @@ class Run:
     admin_calls: int = 0
     admin_calls_by_route: dict[str, int] = field(default_factory=dict)
     verify_calls: int = 0
+    apiserver_calls_by_kind: dict[str, int] = field(default_factory=dict)
+    """apiserver requests while converging by verb and resource, from every client (the bench's own
+    creates and polls included), from the apiserver's ``apiserver_request_total``."""
     rss_peak_mb: float = 0.0
     rss_rest_mb: float = 0.0
+    profile_top: list[tuple[str, float]] = field(default_factory=list)
+    """With ``--profile``: the functions holding the most samples (self time), as a share of all samples."""
     timeline: list[tuple[float, int, float]] = field(default_factory=list)
     """(seconds since the first create, keys Ready, RSS MB)."""
 
@@ -125,6 +134,31 @@ def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
 
 def admin_calls(emulator: str) -> list[dict[str, Any]]:
     return list(httpx.get(f"{emulator}/_emulator/calls", timeout=30).json()["calls"])
+
+
+def apiserver_requests(kubeconfig: Path) -> dict[str, int]:
+    """``apiserver_request_total`` summed by (verb, resource, subresource): what every client asked."""
+    kube = Kube(kubeconfig, 1)
+
+    async def read() -> str:
+        try:
+            response = await kube.http.get("/metrics")
+            response.raise_for_status()
+            return response.text
+        finally:
+            await kube.http.aclose()
+
+    counts: dict[str, int] = {}
+    for line in asyncio.run(read()).splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if labels.get("resource") in ("", None) or labels.get("verb") in ("WATCH", "CONNECT"):
+            continue
+        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        name = f"{labels['verb']} {labels['resource']}{sub}"
+        counts[name] = counts.get(name, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
 
 
 def ready(obj: dict[str, Any]) -> bool:
@@ -220,11 +254,14 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
 
         log = state_dir / f"operator-{n}.log"
         with log.open("wb") as sink:
+            traced = [str(ROOT / "bench" / "traced_operator.py")]
+            program = traced if args.tracemalloc else ["-m", "openai_operator"]
             operator = subprocess.Popen(
-                [sys.executable, "-m", "openai_operator", "run", "--standalone", "--log-format=json",
+                [sys.executable, *program, "run", "--standalone", "--log-format=json",
                  f"--metrics-port={free_port()}", f"--health-port={free_port()}"],
                 env={**kube_env, "OPENAI_OPERATOR_FINGERPRINT_KEY": secrets.token_urlsafe(48),
-                     "OPENAI_OPERATOR_LOG_LEVEL": "WARNING"},
+                     "OPENAI_OPERATOR_LOG_LEVEL": "WARNING",
+                     "OPENAI_OPERATOR_TRACEMALLOC_OUT": str(RESULTS / f"scale-{n}.tracemalloc.json")},
                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             )
         project = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIProject", "metadata": {"name": "bench"},
@@ -235,9 +272,14 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
         httpx.delete(f"{emulator}/_emulator/calls", timeout=10).raise_for_status()
         if args.profile:
             profiler = subprocess.Popen(["py-spy", "record", "--pid", str(operator.pid), "--rate", "50",
-                                         "--nonblocking", "-o", str(RESULTS / f"scale-{n}.svg")],
+                                         "--nonblocking", "--format", "raw",
+                                         "-o", str(RESULTS / f"scale-{n}.profile.txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        before = apiserver_requests(env.kubeconfig)
         asyncio.run(converge(env.kubeconfig, args, run, operator, str(log)))
+        after = apiserver_requests(env.kubeconfig)
+        run.apiserver_calls_by_kind = {k: v - before.get(k, 0) for k, v in sorted(after.items())
+                                       if v - before.get(k, 0) > 0}
         run.keys_per_second = n / run.converge_seconds
         run.ratio = run.keys_per_second / run.raw_per_second
         for call in admin_calls(emulator):
@@ -251,9 +293,18 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             profiler.send_signal(2)
             profiler.wait(timeout=60)
             profiler = None
+            run.profile_top = top_of_profile(RESULTS / f"scale-{n}.profile.txt")
         time.sleep(args.rest)  # the RSS at rest is read after a quiet spell, by definition
         run.rss_rest_mb = rss_mb(operator.pid)
         run.rss_peak_mb = rss_mb(operator.pid, "VmHWM")
+        if args.tracemalloc:
+            traced = RESULTS / f"scale-{n}.tracemalloc.json"
+            traced.unlink(missing_ok=True)
+            operator.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 120
+            while not traced.exists() and time.monotonic() < deadline:
+                time.sleep(0.5)  # the snapshot of a large heap takes a while; its file is the signal
+            time.sleep(1)
         return run
     finally:
         if profiler is not None:
@@ -262,6 +313,23 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             os.killpg(operator.pid, 9)
             operator.wait()
         stack.stop()
+
+
+def top_of_profile(path: Path, count: int = 25) -> list[tuple[str, float]]:
+    """Self time per function from py-spy's raw (collapsed-stack) output: ``frame;frame;... samples``."""
+    own: dict[str, int] = {}
+    total = 0
+    if not path.exists():
+        return []
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        own[leaf] = own.get(leaf, 0) + int(samples)
+        total += int(samples)
+    ranked = sorted(own.items(), key=lambda item: -item[1])[:count]
+    return [(name, round(100 * samples / total, 1)) for name, samples in ranked]
 
 
 def table(runs: list[Run]) -> str:
@@ -336,6 +404,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--rest", type=float, default=15, help="seconds after convergence before RSS at rest")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graph of each convergence")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="run the operator under tracemalloc (bench/traced_operator.py) and keep where its "
+                             "memory is at rest in bench/results/scale-<N>.tracemalloc.json (RSS is then inflated)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
