@@ -71,6 +71,20 @@ class Run:
     admin_calls: int = 0
     admin_calls_by_route: dict[str, int] = field(default_factory=dict)
     verify_calls: int = 0
+    rotate_seconds: float = 0.0
+    """--rotate: from annotating every key until every key serves its new credential."""
+    revoke_seconds: float = 0.0
+    """--rotate: until every superseded credential is revoked too (after the keys' grace period)."""
+    rotate_admin_peak_per_second: int = 0
+    admin_refused: int = 0
+    """--rotate with --admin-limit: Admin API requests the emulator refused with 429."""
+    workload_calls: int = 0
+    workload_failures: int = 0
+    restart_idle_seconds: float = 0.0
+    """--restart: from the start after a SIGKILL until every key has had its first pass."""
+    restart_admin_calls: int = 0
+    restart_secret_writes: int = 0
+    restart_rotations: int = 0
     apiserver_calls_by_kind: dict[str, int] = field(default_factory=dict)
     """apiserver requests while converging by verb and resource, from every client (the bench's own
     creates and polls included), from the apiserver's ``apiserver_request_total``."""
@@ -186,7 +200,8 @@ async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operato
     started = time.perf_counter()
     creating = asyncio.ensure_future(in_batches(n, args.concurrency, lambda i: kube.create(keys_path, {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIKey", "metadata": {"name": f"k{i:05d}"},
-        "spec": {"projectRef": {"name": "bench"}, "secret": {}}})))
+        "spec": {"projectRef": {"name": "bench"}, "secret": {},
+                 **({"rotation": {"every": "720h", "gracePeriod": args.grace}} if args.rotate else {})}})))
     deadline = time.monotonic() + args.timeout
     try:
         while True:
@@ -253,17 +268,26 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             "seed": 1}).raise_for_status()
 
         log = state_dir / f"operator-{n}.log"
-        with log.open("wb") as sink:
+        fingerprint_key = secrets.token_urlsafe(48)
+        metrics_port = free_port()
+
+        def start_operator() -> subprocess.Popen[bytes]:
             traced = [str(ROOT / "bench" / "traced_operator.py")]
             program = traced if args.tracemalloc else ["-m", "openai_operator"]
-            operator = subprocess.Popen(
-                [sys.executable, *program, "run", "--standalone", "--log-format=json",
-                 f"--metrics-port={free_port()}", f"--health-port={free_port()}"],
-                env={**kube_env, "OPENAI_OPERATOR_FINGERPRINT_KEY": secrets.token_urlsafe(48),
-                     "OPENAI_OPERATOR_LOG_LEVEL": "WARNING",
-                     "OPENAI_OPERATOR_TRACEMALLOC_OUT": str(RESULTS / f"scale-{n}.tracemalloc.json")},
-                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+            operator_env = {**kube_env, "OPENAI_OPERATOR_FINGERPRINT_KEY": fingerprint_key,
+                            "OPENAI_OPERATOR_LOG_LEVEL": "WARNING",
+                            "OPENAI_OPERATOR_TRACEMALLOC_OUT": str(RESULTS / f"scale-{n}.tracemalloc.json")}
+            if args.admin_api_rate:
+                operator_env["OPENAI_OPERATOR_ADMIN_API_RATE"] = str(args.admin_api_rate)
+                operator_env["OPENAI_OPERATOR_ADMIN_API_BURST"] = str(args.admin_api_burst)
+            with log.open("ab") as sink:
+                return subprocess.Popen(
+                    [sys.executable, *program, "run", "--standalone", "--log-format=json",
+                     f"--metrics-port={metrics_port}", f"--health-port={free_port()}"],
+                    env=operator_env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+
+        operator = start_operator()
         project = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIProject", "metadata": {"name": "bench"},
                    "spec": {"keyPolicy": {"allowedNamespaces": {"names": ["bench"]}}}}
         subprocess.run([kubectl, "apply", "-f", "-"], input=json.dumps(project), env=kube_env, check=True,
@@ -297,6 +321,29 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
         time.sleep(args.rest)  # the RSS at rest is read after a quiet spell, by definition
         run.rss_rest_mb = rss_mb(operator.pid)
         run.rss_peak_mb = rss_mb(operator.pid, "VmHWM")
+        if args.rotate:
+            if args.admin_limit:
+                httpx.post(f"{emulator}/_emulator/config", json={"admin_requests_per_second": args.admin_limit},
+                           timeout=10).raise_for_status()
+            asyncio.run(mass_rotation(env.kubeconfig, emulator, args, run, str(log)))
+            run.admin_refused = int(httpx.get(f"{emulator}/_emulator/config", timeout=10).json()
+                                    ["admin_requests_refused"])
+        if args.restart:
+            os.killpg(operator.pid, 9)
+            operator.wait()
+            httpx.delete(f"{emulator}/_emulator/calls", timeout=10).raise_for_status()
+            before = apiserver_requests(env.kubeconfig)
+            revisions = asyncio.run(key_revisions(env.kubeconfig, args.concurrency))
+            started = time.perf_counter()
+            operator = start_operator()
+            run.restart_idle_seconds = wait_every_key_passed(metrics_port, n, operator, args.timeout) - started
+            time.sleep(args.rest)  # what the restart cost is counted after a quiet spell
+            after = apiserver_requests(env.kubeconfig)
+            run.restart_admin_calls = sum(c["count"] for c in admin_calls(emulator) if c["kind"] == "admin")
+            run.restart_secret_writes = sum(v - before.get(k, 0) for k, v in after.items()
+                                            if k in ("POST secrets", "PUT secrets", "PATCH secrets"))
+            run.restart_rotations = sum(1 for key, revision in asyncio.run(
+                key_revisions(env.kubeconfig, args.concurrency)).items() if revision != revisions.get(key))
         if args.tracemalloc:
             traced = RESULTS / f"scale-{n}.tracemalloc.json"
             traced.unlink(missing_ok=True)
@@ -313,6 +360,104 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             os.killpg(operator.pid, 9)
             operator.wait()
         stack.stop()
+
+
+async def key_revisions(kubeconfig: Path, concurrency: int) -> dict[str, int]:
+    kube = Kube(kubeconfig, concurrency)
+    try:
+        keys = await kube.items(f"/apis/{GROUP}/{VERSION}/namespaces/bench/openaikeys")
+    finally:
+        await kube.http.aclose()
+    return {k["metadata"]["name"]: int((k.get("status") or {}).get("revision") or 0) for k in keys}
+
+
+def reconcile_passes(metrics_port: int) -> int:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    found = re.findall(r'^openai_operator_reconcile_duration_seconds_count\{kind="OpenAIKey",result="ok"\} (\S+)$',
+                       text, re.MULTILINE)
+    return int(float(found[0])) if found else 0
+
+
+def wait_every_key_passed(metrics_port: int, n: int, operator: subprocess.Popen[bytes], timeout: float) -> float:
+    """When (perf_counter) the restarted operator had completed a pass of every key."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if reconcile_passes(metrics_port) >= n:
+                return time.perf_counter()
+        except httpx.HTTPError:
+            pass  # not listening yet
+        if time.monotonic() > deadline or operator.poll() is not None:
+            raise RuntimeError("the restarted operator never passed over every key")
+        time.sleep(0.2)
+
+
+async def mass_rotation(kubeconfig: Path, emulator: str, args: argparse.Namespace, run: Run, log: str) -> None:
+    """Annotate every key to rotate while a workload simulator uses a sample of them.
+
+    The simulator (``--workload-sample`` keys, one task each) reads its key's Secret from the apiserver
+    and calls ``GET /v1/models`` with the key it found, over and over: a 401 is a failed workload call
+    (the Secret held a revoked key). The keys rotate with a short grace (``--grace``), so revocations
+    happen inside the run.
+    """
+    n = run.keys
+    kube = Kube(kubeconfig, args.concurrency)
+    data = httpx.AsyncClient(base_url=emulator, timeout=30)
+    keys_path = f"/apis/{GROUP}/{VERSION}/namespaces/bench/openaikeys"
+    before = {k["metadata"]["name"]: int(k["status"]["revision"]) for k in await kube.items(keys_path)}
+    names = sorted(before)
+    stop = asyncio.Event()
+
+    async def workload(name: str) -> None:
+        while not stop.is_set():
+            secret = (await kube.http.get(f"/api/v1/namespaces/bench/secrets/{name}")).json()
+            value = base64.b64decode(secret["data"]["OPENAI_API_KEY"]).decode()
+            status = (await data.get("/v1/models", headers={"Authorization": f"Bearer {value}"})).status_code
+            run.workload_calls += 1
+            if status == 401:
+                run.workload_failures += 1
+            await asyncio.sleep(0.05)
+
+    async def admin_rate() -> None:
+        last = None
+        while not stop.is_set():
+            total = sum(c["count"] for c in (await data.get("/_emulator/calls")).json()["calls"]
+                        if c["kind"] == "admin")
+            if last is not None:
+                run.rotate_admin_peak_per_second = max(run.rotate_admin_peak_per_second, total - last)
+            last = total
+            await asyncio.sleep(1.0)
+
+    async def annotate(i: int) -> None:
+        patch = {"metadata": {"annotations": {"openai.operator.dev/rotate": "bench-" + secrets.token_hex(4)}}}
+        response = await kube.http.patch(f"{keys_path}/{names[i]}", json=patch,
+                                         headers={"Content-Type": "application/merge-patch+json"})
+        response.raise_for_status()
+
+    sample = names[:: max(1, n // args.workload_sample)][: args.workload_sample]
+    background = [asyncio.ensure_future(workload(name)) for name in sample]
+    background.append(asyncio.ensure_future(admin_rate()))
+    started = time.perf_counter()
+    await in_batches(n, args.concurrency, annotate)
+    deadline = time.monotonic() + args.timeout
+    try:
+        while True:
+            await asyncio.sleep(0.5)
+            keys = await kube.items(keys_path)
+            rotated = [k for k in keys if ready(k)
+                       and int((k.get("status") or {}).get("revision") or 0) > before[k["metadata"]["name"]]]
+            if not run.rotate_seconds and len(rotated) == n:
+                run.rotate_seconds = time.perf_counter() - started
+            if run.rotate_seconds and all(not (k.get("status") or {}).get("previous") for k in keys):
+                run.revoke_seconds = time.perf_counter() - started
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(rotated)}/{n} keys rotated after {args.timeout}s; see {log}")
+    finally:
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        await data.aclose()
+        await kube.http.aclose()
 
 
 def top_of_profile(path: Path, count: int = 25) -> list[tuple[str, float]]:
@@ -340,6 +485,26 @@ def table(runs: list[Run]) -> str:
                     f"| {r.ratio:.2f} | {r.admin_per_key:.2f} | {r.verify_per_key:.2f} | {r.rss_peak_mb:.0f} MB "
                     f"| {r.rss_rest_mb:.0f} MB |")
     return "\n".join(rows)
+
+
+def rotation_table(runs: list[Run]) -> str:
+    rows = ["| keys | all rotated | all old revoked | peak Admin API req/s | 429s | workload calls | failed |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        if r.rotate_seconds:
+            rows.append(f"| {r.keys:,} | {r.rotate_seconds:.1f} s | {r.revoke_seconds:.1f} s "
+                        f"| {r.rotate_admin_peak_per_second} | {r.admin_refused} | {r.workload_calls:,} "
+                        f"| {r.workload_failures} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def restart_table(runs: list[Run]) -> str:
+    rows = ["| keys | every key passed | Admin API calls | Secret writes | rotations |", "|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        if r.restart_idle_seconds:
+            rows.append(f"| {r.keys:,} | {r.restart_idle_seconds:.1f} s | {r.restart_admin_calls} "
+                        f"| {r.restart_secret_writes} | {r.restart_rotations} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
 
 
 def plot(runs: list[Run]) -> list[Path]:
@@ -407,6 +572,16 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true",
                         help="run the operator under tracemalloc (bench/traced_operator.py) and keep where its "
                              "memory is at rest in bench/results/scale-<N>.tracemalloc.json (RSS is then inflated)")
+    parser.add_argument("--rotate", action="store_true",
+                        help="after converging, rotate every key (annotation) under a workload simulator")
+    parser.add_argument("--grace", default="20s", help="the keys' grace period (with --rotate)")
+    parser.add_argument("--workload-sample", type=int, default=20, help="keys the workload simulator uses")
+    parser.add_argument("--admin-api-rate", type=float, default=0.0, help="the operator's Admin API budget (req/s)")
+    parser.add_argument("--admin-api-burst", type=int, default=10)
+    parser.add_argument("--admin-limit", type=int, default=0,
+                        help="the emulator's Admin API limit (req/s) during --rotate (0: none)")
+    parser.add_argument("--restart", action="store_true",
+                        help="at the end, SIGKILL the operator and measure what its restart costs")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -426,12 +601,13 @@ def main() -> None:
         {**meta, "runs": [{**asdict(r), "admin_per_key": r.admin_per_key, "verify_per_key": r.verify_per_key}
                           for r in runs]}, indent=1))
     plots = plot(runs)
-    print(table(runs))
+    tables = "\n\n".join(t for t in (table(runs), rotation_table(runs), restart_table(runs)) if t)
+    print(tables)
     if args.write_readme:
         text = (f"Measured {meta['date']} on `{meta['commit']}` ({meta['machine']}) with "
                 f"`.venv/bin/python bench/scale.py --keys {args.keys}`: Admin API latency uniform "
                 f"{args.latency_ms} ms, keys created {args.concurrency} at a time, raw rate measured in the same "
-                f"run.\n\n{table(runs)}\n\n" + "".join(f"![{p.stem}](results/{p.name})\n" for p in plots))
+                f"run.\n\n{tables}\n\n" + "".join(f"![{p.stem}](results/{p.name})\n" for p in plots))
         write_readme(text)
 
 
