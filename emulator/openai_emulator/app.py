@@ -7,7 +7,8 @@ The middleware is where everything common to all routes happens, in this order:
 2. fault injection for ``/v1`` routes (latency, dropped connection, 429 burst, 5xx);
 3. authentication: ``/v1/organization/...`` needs the admin key (a minted project key gets the
    "missing scopes" refusal, anything else 401 ``invalid_api_key``); the data plane needs a live
-   key the emulator minted; ``/_emulator/...`` needs nothing (it is a local test hook);
+   key the emulator minted; ``/_emulator/...`` needs nothing (it is a local test hook); then the
+   organisation's Admin API rate limit, when a test set one (:mod:`.admin_limit`);
 4. the error envelope: domain refusals, unknown routes (``Invalid URL (GET /v1/…)``, 404) and
    even unexpected exceptions are all answered with the spec's ``ErrorResponse`` body — never a
    traceback;
@@ -29,6 +30,7 @@ from email.utils import formatdate
 from aiohttp import web
 
 from . import control, routes_admin, routes_data
+from .admin_limit import admin_rate_limited
 from .context import CTX, EmulatorContext
 from .errors import ApiError
 from .keys import redact
@@ -131,6 +133,10 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
             if decision.error is not None:
                 raise decision.error
             _authenticate(request, ctx, kind)
+            if kind == "admin":
+                wait = ctx.admin_limit.admit(time.monotonic())
+                if wait is not None:
+                    raise admin_rate_limited(wait)
         response = await handler(request)
     except ApiError as exc:
         response = _error_response(exc)

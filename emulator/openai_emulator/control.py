@@ -60,7 +60,9 @@
     Forget everything (projects, keys, spend, faults, counters, clock offset); the admin key stays.
 ``GET|POST /_emulator/config``
     ``{"reject_service_account_key_delete": bool, "scope_error_status": 401|403,
-    "invite_ttl_seconds": int}`` (how long new invites stay pending; default 7 days).
+    "invite_ttl_seconds": int, "admin_requests_per_second": int|null}`` (how long new invites stay
+    pending, default 7 days; the organisation's Admin API rate limit, see ``admin_limit``); the
+    answer also carries ``admin_requests_refused``.
 ``POST /_emulator/users``
     Add an organisation user (project users must exist in the organisation):
     ``{"email", "name"?, "role"?: "owner"|"reader"}`` → the ``organization.user`` object.
@@ -93,7 +95,7 @@ from .clock import DAY, day_start, next_month_start
 from .context import CTX, EmulatorContext
 from .errors import ApiError, bad_request, invalid_type, not_found
 from .keys import redact
-from .state import CostRecord, EmulatorState
+from .state import CostRecord
 from .wire import Field, json_body, json_response, read_body
 
 routes = web.RouteTableDef()
@@ -170,7 +172,7 @@ def dump(ctx: EmulatorContext) -> dict[str, Any]:
         "now": state.now(),
         "org_id": state.org_id,
         "admin_key": {"id": state.admin_key_id, "redacted_value": redact(state.admin_key)},
-        "options": _options_json(state),
+        "options": _options_json(ctx),
         "projects": projects,
         "invites": [render.invite(state, i) for i in state.list_invites()],
         "calls": calls_json(ctx),
@@ -351,41 +353,52 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
-def _options_json(state: EmulatorState) -> dict[str, Any]:
+def _options_json(ctx: EmulatorContext) -> dict[str, Any]:
+    state = ctx.state
     return {
         "reject_service_account_key_delete": state.options.reject_service_account_key_delete,
         "scope_error_status": state.options.scope_error_status,
         "invite_ttl_seconds": state.options.invite_ttl_seconds,
+        "admin_requests_per_second": ctx.admin_limit.per_second,
+        "admin_requests_refused": ctx.admin_limit.refused,
     }
 
 
 @routes.get(C + "/config")
 async def get_config(request: web.Request) -> web.Response:
-    return json_response(_options_json(_ctx(request).state))
+    return json_response(_options_json(_ctx(request)))
 
 
 @routes.post(C + "/config")
 async def set_config(request: web.Request) -> web.Response:
-    state = _ctx(request).state
+    ctx = _ctx(request)
+    state = ctx.state
     body = await read_body(
         request,
         {
             "reject_service_account_key_delete": Field("bool"),
             "scope_error_status": Field("int"),
             "invite_ttl_seconds": Field("int"),
+            "admin_requests_per_second": Field("int", nullable=True),
         },
     )
     if "invite_ttl_seconds" in body:
         if body["invite_ttl_seconds"] < 1:
             raise bad_request("'invite_ttl_seconds' must be at least 1.", param="invite_ttl_seconds")
         state.options.invite_ttl_seconds = body["invite_ttl_seconds"]
+    limit = body.get("admin_requests_per_second")
+    if limit is not None and not 1 <= limit <= 100_000:
+        raise bad_request("'admin_requests_per_second' must be between 1 and 100000, or null.",
+                          param="admin_requests_per_second")
     if "scope_error_status" in body:
         if body["scope_error_status"] not in (401, 403):
             raise bad_request("'scope_error_status' must be 401 or 403.", param="scope_error_status")
         state.options.scope_error_status = body["scope_error_status"]
     if "reject_service_account_key_delete" in body:
         state.options.reject_service_account_key_delete = body["reject_service_account_key_delete"]
-    return json_response(_options_json(state))
+    if "admin_requests_per_second" in body:
+        ctx.admin_limit.set(limit)
+    return json_response(_options_json(ctx))
 
 
 @routes.post(C + "/users")

@@ -92,6 +92,12 @@ def _env(name: str) -> str:
               help="Global floor on rotation frequency: no key rotates on schedule more often (0s: no floor).")
 @click.option("--verify-attempts", type=click.IntRange(min=1), default=3, envvar=_env("VERIFY_ATTEMPTS"),
               help="Verification attempts of a new key within one pass before the issue is retried later.")
+@click.option("--admin-api-rate", type=click.FloatRange(min=0), default=0.0, envvar=_env("ADMIN_API_RATE"),
+              help="Admin API request budget in requests per second, shared by all handlers and pollers "
+                   "(0: no pacing). Any second may see rate + burst requests: keep both together under "
+                   "OpenAI's per-second limit. A 429's Retry-After pauses every call either way.")
+@click.option("--admin-api-burst", type=click.IntRange(min=1), default=10, envvar=_env("ADMIN_API_BURST"),
+              help="Admin API requests that may go at once after a quiet spell (with --admin-api-rate).")
 def run(
     namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
     metrics_port: int, metrics_address: str, health_port: int, key_resync_interval: timedelta,
@@ -99,7 +105,7 @@ def run(
     inventory_interval: timedelta, spend_poll_interval: timedelta, vault_path_prefix: str,
     delivered_base_url: str | None,
     fingerprint_key_file: Path | None, instance_id: str | None, min_rotation_interval: timedelta,
-    verify_attempts: int,
+    verify_attempts: int, admin_api_rate: float, admin_api_burst: int,
 ) -> None:
     """Run the operator. The admin key comes from OPENAI_ADMIN_KEY, the API base from OPENAI_BASE_URL,
     the fingerprint key from --fingerprint-key-file or OPENAI_OPERATOR_FINGERPRINT_KEY."""
@@ -146,6 +152,8 @@ def run(
             instance_id=instance_id,
             min_rotation_interval=min_rotation_interval,
             verify_attempts=verify_attempts,
+            admin_api_rate=admin_api_rate or None,
+            admin_api_burst=admin_api_burst,
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None

@@ -142,6 +142,14 @@ class OperatorConfig:
     verify_attempts: int = 3
     """How many times a new key is verified (``GET /v1/models``) within one pass before the issue is
     given up for this pass (transient failures only)."""
+    admin_api_rate: float | None = None
+    """The Admin API request budget: at most this many requests per second on average, shared by every
+    handler and poller of the process (``None``: no pacing). Set it below the organisation's Admin API
+    rate limit so OpenAI never has to answer 429; a 429's ``Retry-After`` holds every call either way.
+    The budget is a token bucket: any one second may see up to ``admin_api_burst + admin_api_rate``
+    requests, so under a limit of L requests per second keep the two together at or below L."""
+    admin_api_burst: int = 10
+    """How many Admin API requests may go at once after a quiet spell (only with ``admin_api_rate``)."""
 
     def __post_init__(self) -> None:
         if not self.fingerprint_key:
@@ -154,6 +162,10 @@ class OperatorConfig:
             raise ConfigError("spend_poll_interval must be positive")
         if self.verify_attempts < 1:
             raise ConfigError("verify_attempts must be at least 1")
+        if self.admin_api_rate is not None and self.admin_api_rate <= 0:
+            raise ConfigError("admin_api_rate must be positive (or unset for no pacing)")
+        if self.admin_api_burst < 1:
+            raise ConfigError("admin_api_burst must be at least 1")
 
     @property
     def secret_base_url(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from openai_operator.k8s.objects import ObjectClient
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.model.naming import INSTANCE_ID_PATTERN
 from openai_operator.openai import AdminClient, new_http_client
+from openai_operator.openai.budget import RequestBudget
 from openai_operator.ports import AdminApi, ObjectStore
 from openai_operator.reconcile.quota import QuotaLedger
 from openai_operator.stores.vault import VaultClientCache
@@ -57,14 +59,23 @@ class Deps:
                 await result
 
 
+KUBERNETES_THREADS = 32
+"""Concurrent apiserver calls. The ``kubernetes`` client is synchronous, so each call holds a thread
+(``asyncio.to_thread``) for its round trip; asyncio's default pool (``cpu_count + 4`` threads, 6 on
+two cores) made a thousand keys queue behind six calls at a time. The threads spend their time
+waiting on sockets, not holding the GIL; the client's connection pool is sized to match, so no
+call opens a new TLS connection because the pool was full."""
+
+
 def _kubernetes_api_client() -> ApiClient:
     """In a pod, the ServiceAccount; elsewhere, ``KUBECONFIG`` or ``~/.kube/config``."""
+    configuration = kubernetes.client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return ApiClient()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        client: ApiClient = kubernetes.config.new_client_from_config()  # type: ignore[no-untyped-call]
-        return client
+        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = KUBERNETES_THREADS
+    return ApiClient(configuration)
 
 
 def _cluster_instance_id(core: CoreV1Api) -> str:
@@ -78,8 +89,13 @@ def _cluster_instance_id(core: CoreV1Api) -> str:
 
 async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
     http = new_http_client()
+    # One budget for the process: every handler, sweep and poller draws on the same allowance.
+    budget = RequestBudget(config.admin_api_rate, burst=config.admin_api_burst,
+                           on_wait=metrics.observe_admin_budget_wait)
     admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
-                        observer=metrics.observe_admin_request)
+                        observer=metrics.observe_admin_request, budget=budget)
+    threads = ThreadPoolExecutor(max_workers=KUBERNETES_THREADS, thread_name_prefix="kubernetes")
+    asyncio.get_running_loop().set_default_executor(threads)
     api_client = await asyncio.to_thread(_kubernetes_api_client)
     # One cached, renewed Vault client; its login token is revoked on close.
     vault_cache: VaultClientCache | None = None
@@ -107,7 +123,8 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         vault_client_factory=vault_factory,
         instance_id=instance_id,
     )
-    deps._closers.extend([http.aclose, api_client.close])
+    # Closers run in reverse: the threads go last, after everything that may still use them.
+    deps._closers.extend([lambda: threads.shutdown(wait=False), http.aclose, api_client.close])
     if vault_cache is not None:  # closed first (closers run in reverse): revokes its token
         deps._closers.append(vault_cache.aclose)
     return deps

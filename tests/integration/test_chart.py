@@ -49,7 +49,7 @@ OPERATOR_RULES = {
         ("openai.operator.dev", ("openaiprojects/status", "openaikeys/status"), ("patch",)),
         ("openai.operator.dev", ("openaikeys/finalizers",), ("update",)),
         ("", ("secrets",), ("get", "create", "update", "delete")),
-        ("", ("namespaces",), ("get",)),
+        ("", ("namespaces",), ("get", "list", "watch")),
         ("", ("events",), ("create",)),
         ("kopf.dev", ("clusterkopfpeerings",), ("list", "watch")),
         ("apiextensions.k8s.io", ("customresourcedefinitions",), ("list", "watch")),
@@ -489,7 +489,8 @@ def test_service_account_can_do_what_the_operator_needs_and_no_more(installed: R
         (("delete", "deployments.apps", "-n", tenant), False),
         (("create", "events", "-n", tenant), True),
         (("get", f"namespaces/{tenant}"), True),
-        (("list", "namespaces"), False),
+        (("list", "namespaces"), True),  # the namespace-label watch (keyPolicy selectors)
+        (("watch", "namespaces"), True),
         (("delete", "namespaces"), False),
         (("get", "pods", "-n", tenant), False),
         (("patch", peering), True),

@@ -19,13 +19,36 @@ from openai_operator.config import OperatorConfig
 from openai_operator.deps import build_deps
 from openai_operator.handlers._wakeups import Wakeups
 from openai_operator.metrics import OperatorMetrics, start_metrics_server
-from openai_operator.model.resources import GROUP
+from openai_operator.model.resources import GROUP, KEY_KIND
 
 FINALIZER = f"{GROUP}/finalizer"
 KOPF_PREFIX = f"kopf.{GROUP}"
 """Kopf's own annotations (progress, diff base). Not ``GROUP`` itself: Kopf hides every annotation
 under its prefix from change detection, and the user-facing ``openai.operator.dev/rotate`` and
 ``/revoke`` annotations must trigger the key's handler."""
+
+
+class _DiffBaseExceptKeys(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff base (the last handled spec, in an annotation) for OpenAIProjects only.
+
+    Kopf writes the diff base after the first event of every object that has change handlers, so
+    its ``on.update`` handlers can tell what changed. OpenAIKeys need no diff: their one loop (the
+    daemon) reads the object fresh each pass, and a watch-event handler that compares generation and
+    trigger annotations in memory (``handlers.keys.notice``) wakes it. Without a diff base a key costs
+    one patch fewer when it appears, and its body carries no copy of its own spec through every
+    watch event and into the operator's memory. Kopf then sees each key event as a creation, for
+    which keys have no handlers.
+    """
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        if body.get("kind") == KEY_KIND:
+            return None
+        return super().fetch(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        if body.get("kind") == KEY_KIND:
+            return
+        super().store(body=body, patch=patch, essence=essence)
 
 
 @dataclass(frozen=True)
@@ -43,9 +66,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     config: OperatorConfig = memo["config"]
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = _DiffBaseExceptKeys(prefix=KOPF_PREFIX, key="last-handled-configuration")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -53,6 +74,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     metrics = OperatorMetrics()
     deps = memo["deps"] = await build_deps(config, metrics)
     memo["wakeups"] = Wakeups()
+    memo["key_triggers"] = {}
     peering = settings.peering
     if not peering.standalone and peering.clusterwide and not await deps.objects.cluster_peering_exists(peering.name):
         logger.warning(

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from openai_operator.openai.budget import RequestBudget
 from openai_operator.openai.errors import (
     ApiNotFoundError,
     ApiPermanentError,
@@ -149,6 +150,10 @@ class AdminClient:
         retry: bounds and backoff; see :mod:`openai_operator.openai.retry`.
         timeout: per-request timeouts (override the ``httpx`` client's).
         observer: metrics hook called once per attempt.
+        budget: the Admin API request budget shared with every other user of this organisation's
+            admin key in the process (see :mod:`openai_operator.openai.budget`); every Admin API
+            attempt waits for it, and a 429's ``Retry-After`` holds it for everyone. Data-plane
+            calls (key verification) are limited per project by OpenAI and do not draw on it.
         sleep, rand, clock: injectable for tests (no real waiting, deterministic jitter).
     """
 
@@ -161,6 +166,7 @@ class AdminClient:
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | None = DEFAULT_TIMEOUT,
         observer: RequestObserver | None = None,
+        budget: RequestBudget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -171,6 +177,7 @@ class AdminClient:
         self._retry = retry if retry is not None else RetryPolicy()
         self._timeout = timeout
         self._observer = observer
+        self._budget = budget if budget is not None else RequestBudget(clock=clock, sleep=sleep)
         self._sleep = sleep
         self._rand = rand
         self._clock = clock
@@ -813,6 +820,8 @@ class AdminClient:
         attempt = 0
         while True:
             attempt += 1
+            if not call.data_plane:
+                await self._budget.acquire()
             started = self._clock()
             try:
                 response = await self._http.request(
@@ -841,6 +850,10 @@ class AdminClient:
                 return response
             error = classify_response(response, call.operation, data_plane=call.data_plane)
             retry_after = parse_retry_after(response.headers)
+            # The organisation is over its limit, not only this request: hold every Admin API call.
+            held = response.status_code == 429 and retry_after is not None and not call.data_plane
+            if held and retry_after is not None:
+                self._budget.hold(retry_after)
             delay = self._retry_delay(
                 call,
                 attempt,
@@ -854,7 +867,8 @@ class AdminClient:
             )
             if delay is None:
                 raise error
-            await self._sleep(delay)
+            if not held:  # else the next attempt's wait for the budget is the Retry-After wait
+                await self._sleep(delay)
 
     def _retry_delay(
         self,
