@@ -633,6 +633,8 @@ class WorkloadIdentityFederation:
         jwk = next((k for k in provider.verification["jwks"]["keys"] if k.get("kid") == kid), None)
         if jwk is None:
             raise _bad_subject(f"The subject token's kid '{kid}' is not in the provider's JWKS.")
+        if "alg" in jwk and jwk["alg"] != alg:  # no algorithm switching against a key that names its own
+            raise _bad_subject(f"The subject token's algorithm '{alg}' is not the algorithm of key '{kid}'.")
         try:
             key = jwt.PyJWK.from_dict(jwk, algorithm=alg)
             claims: dict[str, Any] = jwt.decode(

@@ -171,6 +171,8 @@ def _bad_tokens(w: World) -> dict[str, Callable[[], str]]:
         "no sub": lambda: w.rsa.sign({k: v for k, v in w.claims().items() if k != "sub"}),
         "alg none": lambda: jwt.encode(w.claims(), None, algorithm="none", headers={"kid": w.rsa.kid}),
         "not a jwt": lambda: "not-a-jwt",
+        "alg other than the key's": lambda: jwt.encode(w.claims(), w.rsa.private, algorithm="PS256",
+                                                       headers={"kid": w.rsa.kid}),
     }
 
 
