@@ -255,6 +255,17 @@ async def test_the_access_token_is_refused_by_the_admin_api(world: World) -> Non
             assert token not in response.text
 
 
+async def test_an_expired_access_token_is_refused_by_the_admin_api_without_echoing_it(world: World) -> None:
+    now = world.emu.state.now()
+    token = (await world.exchange(world.rsa.sign(k8s_claims(now, ttl=700)))).json()["access_token"]
+    world.emu.clock.advance(701)
+    async with httpx.AsyncClient(base_url=world.emu.base_url, timeout=10) as c:
+        response = await c.get("/organization/projects", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "cannot be used with the Admin API" in response.json()["error"]["message"]
+    assert token[-8:] not in response.text
+
+
 async def _data_plane_status(world: World, token: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=world.emu.base_url, timeout=10) as c:
         return await c.get("/models", headers={"Authorization": f"Bearer {token}"})
