@@ -231,6 +231,41 @@ async def test_a_trailing_star_matches_a_prefix(world: World) -> None:
         await world.workload().models.list()
 
 
+async def test_attribute_transformations_feed_openai_matchers(world: World) -> None:
+    wip = world.admin.admin.organization.workload_identity_providers
+    await wip.update(world.provider_id, attribute_transformations=[
+        {"attribute": "openai.namespace", "expression": 'assertion["kubernetes.io"].namespace'},
+        {"attribute": "openai.subject", "expression": "assertion.sub"},
+    ])  # fmt: skip
+    await world.rules.update(
+        world.rule_id, workload_identity_provider_id=world.provider_id,
+        attribute_matchers={"openai.namespace": "team", "openai.subject": "system:serviceaccount:team:*"},
+    )  # fmt: skip
+    world.write(world.rsa.sign(world.claims(sub="system:serviceaccount:team:worker")))
+    assert [m.id async for m in world.workload().models.list()]
+    other = k8s_claims(world.emu.state.now(), namespace="elsewhere")
+    assert (await world.exchange(world.rsa.sign(other))).json()["error"] == "invalid_grant"
+    # A raw claim named like an attribute does not count: openai.* comes from transformations only.
+    await wip.update(world.provider_id, attribute_transformations=[])
+    forged = world.claims() | {"openai.namespace": "team", "openai.subject": SUB}
+    assert (await world.exchange(world.rsa.sign(forged))).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [("assertion.aud", "gave list"), ("assertion.missing", "failed: KeyError"), ("null", "gave NoneType")],
+)
+async def test_a_transformation_without_a_scalar_result_fails_the_exchange(
+    world: World, expression: str, why: str
+) -> None:
+    await world.admin.admin.organization.workload_identity_providers.update(
+        world.provider_id, attribute_transformations=[{"attribute": "openai.x", "expression": expression}]
+    )
+    response = await world.exchange(world.rsa.sign(world.claims()))
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert why in response.json()["error_description"]
+
+
 async def test_restricted_permissions_narrow_the_token(world: World) -> None:
     await world.rules.update(
         world.rule_id, workload_identity_provider_id=world.provider_id,

@@ -68,6 +68,13 @@ def test_bad_matchers_are_refused_naming_the_field(matchers: dict[str, Any], par
     assert (info.value.status, info.value.param) == (400, param)
 
 
+def test_openai_keys_resolve_from_transformation_results_only() -> None:
+    rule = _rule({"openai.namespace": "team", "sub": "system:serviceaccount:team:*"})
+    assert rule_matches(rule, CLAIMS, {"openai.namespace": "team"})
+    assert not rule_matches(rule, CLAIMS, {"openai.namespace": "other"})
+    assert not rule_matches(rule, CLAIMS | {"openai.namespace": "team"})  # a raw claim of that name
+
+
 def test_good_matchers_are_kept() -> None:
     matchers = {"sub": "system:serviceaccount:team:*", "n": 3, "flag": True, "x": 1.5}
     assert check_matchers(matchers) == matchers
