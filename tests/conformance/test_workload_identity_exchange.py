@@ -187,8 +187,11 @@ async def test_bad_subject_tokens_are_refused_as_invalid_subject_token(world: Wo
     assert _exchanges(world.emu, 200) == 0
 
 
-async def test_a_string_aud_equal_to_the_audience_is_accepted(world: World) -> None:
+async def test_a_string_aud_and_the_id_token_type_are_accepted(world: World) -> None:
     response = await world.exchange(world.rsa.sign(world.claims(aud=AUDIENCE)))
+    assert response.status_code == 200
+    id_token = "urn:ietf:params:oauth:token-type:id_token"
+    response = await world.exchange(world.rsa.sign(world.claims()), subject_token_type=id_token)
     assert response.status_code == 200
 
 
