@@ -679,7 +679,7 @@ class WorkloadIdentityFederation:
                 algorithms=[alg],
                 # Time and audience are checked below against the emulator's (shiftable) clock.
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
-                         "verify_iss": False},
+                         "verify_iss": False, "verify_sub": False, "verify_jti": False},
             )  # fmt: skip
         except (jwt.PyJWTError, ValueError, TypeError):
             raise _bad_subject("The subject token's signature does not verify with the provider's JWKS.") from None
