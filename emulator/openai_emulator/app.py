@@ -6,9 +6,10 @@ The middleware is where everything common to all routes happens, in this order:
    on every response, errors and control responses included;
 2. fault injection for ``/v1`` routes (latency, dropped connection, 429 burst, 5xx);
 3. authentication: ``/v1/organization/...`` needs the admin key (a minted project key gets the
-   "missing scopes" refusal, anything else 401 ``invalid_api_key``); the data plane needs a live
-   key the emulator minted; ``/_emulator/...`` needs nothing (it is a local test hook); then the
-   organisation's Admin API rate limit, when a test set one (:mod:`.admin_limit`);
+   "missing scopes" refusal, a workload identity access token a 401, anything else 401
+   ``invalid_api_key``); the data plane needs a live key the emulator minted or a live workload
+   identity access token; ``/_emulator/...`` and the token exchange ``/oauth/token`` need nothing;
+   then the organisation's Admin API rate limit, when a test set one (:mod:`.admin_limit`);
 4. the error envelope: domain refusals, unknown routes (``Invalid URL (GET /v1/…)``, 404) and
    even unexpected exceptions are all answered with the spec's ``ErrorResponse`` body — never a
    traceback;
@@ -29,7 +30,7 @@ from email.utils import formatdate
 
 from aiohttp import web
 
-from . import control, routes_admin, routes_data
+from . import control, routes_admin, routes_data, routes_wif
 from .admin_limit import admin_rate_limited
 from .context import CTX, EmulatorContext
 from .errors import ApiError
@@ -52,6 +53,8 @@ def _kind(path: str) -> str:
         return "control"
     if path.startswith(("/v1/organization", "/v1/projects")):
         return "admin"
+    if path == routes_wif.TOKEN_PATH:
+        return "oauth"  # the token exchange: no Authorization header, OAuth-style errors
     return "data"
 
 
@@ -89,6 +92,12 @@ def _authenticate(request: web.Request, ctx: EmulatorContext, kind: str) -> None
     if kind == "admin":
         if secrets.compare_digest(token, state.admin_key):
             return
+        if state.wif.known_token(token):  # live or not: answered without any part of the token
+            raise ApiError(
+                401,
+                "Workload identity access tokens cannot be used with the Admin API; use an admin API key.",
+                code="invalid_api_key",
+            )
         if state.authenticate(token) is not None:
             if request.path.startswith(("/v1/organization/costs", "/v1/organization/usage")):
                 scope = "api.usage.read"
@@ -98,8 +107,15 @@ def _authenticate(request: web.Request, ctx: EmulatorContext, kind: str) -> None
         raise _wrong_key(token)
     if secrets.compare_digest(token, state.admin_key):
         raise ApiError(401, "Admin API keys cannot be used for non-administration endpoints.", code="invalid_api_key")
-    key = state.authenticate(token)
+    key = state.authenticate(token) or state.wif.authenticate(token)
     if key is None:
+        if state.wif.known_token(token):
+            # Nothing of an access token in the answer (not even redacted): it is a bearer secret.
+            raise ApiError(
+                401,
+                "The workload identity access token is invalid, expired or revoked. Exchange a new subject token.",
+                code="invalid_api_key",
+            )
         raise _wrong_key(token)
     request[routes_data.KEY] = key
 
@@ -132,7 +148,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
                 return _drop(request)
             if decision.error is not None:
                 raise decision.error
-            _authenticate(request, ctx, kind)
+            if kind != "oauth":
+                _authenticate(request, ctx, kind)
             if kind == "admin":
                 wait = ctx.admin_limit.admit(time.monotonic())
                 if wait is not None:
@@ -180,5 +197,6 @@ def build_app(ctx: EmulatorContext) -> web.Application:
     app[CTX] = ctx
     app.add_routes(routes_admin.routes)
     app.add_routes(routes_data.routes)
+    app.add_routes(routes_wif.routes)
     app.add_routes(control.routes)
     return app

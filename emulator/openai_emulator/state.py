@@ -24,6 +24,7 @@ from .clock import DAY, Clock, day_start, month_start
 from .errors import ApiError, bad_request, not_found
 from .keys import mint_secret, new_id, redact
 from .pricing import MODELS, line_item, token_cost
+from .wif import WorkloadIdentityFederation
 
 OwnerType = Literal["service_account", "user"]
 DEFAULT_KEY_NAME = "Secret Key"
@@ -332,6 +333,8 @@ class EmulatorState:
         self._windows: dict[tuple[str, str], _Window] = {}
         self.owner = self.add_org_user("owner@example.com", "Emulator Owner", role="owner")
         self.default_project = self._new_project("Default project", is_default=True)
+        #: Workload identity federation: providers, federation rules, issued access tokens (``wif.py``).
+        self.wif = WorkloadIdentityFederation(self)
 
     # ------------------------------------------------------------------ helpers
 
@@ -1057,6 +1060,7 @@ class EmulatorState:
             "costs": [asdict(c) for c in self.costs],
             "usage": [asdict(u) for u in self.usage],
             "audit": [asdict(a) for a in self.audit],
+            "workload_identity": self.wif.to_json(),
         }
 
     @classmethod
@@ -1109,4 +1113,5 @@ class EmulatorState:
             state.add_cost(CostRecord(**c))
         state.usage = [UsageRecord(**u) for u in data["usage"]]
         state.audit = [AuditEvent(**a) for a in data["audit"]]
+        state.wif.load_json(data.get("workload_identity", {}))
         return state

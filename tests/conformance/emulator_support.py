@@ -16,7 +16,14 @@ from typing import Any
 from urllib.parse import quote
 
 import openai
+import pydantic
 from jsonschema import Draft202012Validator
+from openai.types.admin.organization.workload_identity_provider import WorkloadIdentityProvider
+from openai.types.admin.organization.workload_identity_provider_deleted import WorkloadIdentityProviderDeleted
+from openai.types.admin.organization.workload_identity_providers.federation_rule import FederationRule
+from openai.types.admin.organization.workload_identity_providers.federation_rule_deleted import (
+    FederationRuleDeleted,
+)
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -41,6 +48,51 @@ def _sdk_schemas() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
 
 
 SDK_OPERATIONS = _sdk_schemas()
+
+_WIP = "/organization/workload_identity_providers"
+_RULES = _WIP + "/{provider_id}/federation_rules"
+#: Operations the spec file lacks entirely (workload identity federation): their success bodies are
+#: checked against the SDK's own response models instead, every declared field present and no other.
+#: (model, whether the body is a list envelope of that model).
+SDK_OPERATIONS: dict[tuple[str, str], tuple[type[pydantic.BaseModel], bool]] = {
+    ("post", _WIP): (WorkloadIdentityProvider, False),
+    ("get", _WIP): (WorkloadIdentityProvider, True),
+    ("get", _WIP + "/{provider_id}"): (WorkloadIdentityProvider, False),
+    ("post", _WIP + "/{provider_id}"): (WorkloadIdentityProvider, False),
+    ("delete", _WIP + "/{provider_id}"): (WorkloadIdentityProviderDeleted, False),
+    ("post", _RULES): (FederationRule, False),
+    ("get", _RULES): (FederationRule, True),
+    ("get", _RULES + "/{rule_id}"): (FederationRule, False),
+    ("post", _RULES + "/{rule_id}"): (FederationRule, False),
+    ("delete", _RULES + "/{rule_id}"): (FederationRuleDeleted, False),
+}
+_SDK_PATTERNS = sorted(
+    ((m, re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", t) + "$"), t) for m, t in SDK_OPERATIONS),
+    key=lambda op: op[2].count("{"),
+)
+
+
+def sdk_operation(method: str, path: str) -> str | None:
+    """The template of a spec-less operation this path is, if any."""
+    return next((t for m, pattern, t in _SDK_PATTERNS if m == method.lower() and pattern.match(path)), None)
+
+
+def sdk_shape_errors(model: type[pydantic.BaseModel], body: Any, *, is_list: bool) -> list[str]:
+    """Problems of ``body`` as ``model`` (or a list envelope of it): validation, missing or unknown fields."""
+    if is_list:
+        if not isinstance(body, dict) or set(body) != {"object", "data", "first_id", "last_id", "has_more"}:
+            return [f"<root>: not a list envelope: {sorted(body) if isinstance(body, dict) else body!r}"]
+        return [f"data/{i}/{e}" for i, item in enumerate(body["data"]) for e in sdk_shape_errors(model, item,
+                                                                                             is_list=False)]
+    if not isinstance(body, dict):
+        return [f"<root>: expected an object, got {type(body).__name__}"]
+    problems = [f"missing field {name!r}" for name in model.model_fields if name not in body]
+    problems += [f"unknown field {name!r}" for name in body if name not in model.model_fields]
+    try:
+        model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        problems += [f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return problems
 
 
 def spec_path() -> Path:
@@ -144,6 +196,13 @@ class Recorder:
             body = json.loads(response.content)
         except ValueError:
             self.problems.append(f"{where}: body is not JSON: {response.content[:200]!r}")
+            return
+        sdk_template = sdk_operation(method, path)
+        if sdk_template is not None and status < 400:
+            model, is_list = SDK_OPERATIONS[(method.lower(), sdk_template)]
+            for err in sdk_shape_errors(model, body, is_list=is_list):
+                self.problems.append(f"{where}: SDK model {model.__name__}: {err}")
+            self.seen.append(Seen(method, path, sdk_template, status, body))
             return
         try:
             template, ref = self.checker.schema_ref(method, path, status)
