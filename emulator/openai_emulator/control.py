@@ -103,7 +103,7 @@ from .clock import DAY, day_start, next_month_start
 from .context import CTX, EmulatorContext
 from .errors import ApiError, bad_request, invalid_type, not_found
 from .keys import redact
-from .state import CostRecord
+from .state import CostRecord, EmulatorState
 from .wire import Field, json_body, json_response, read_body
 
 routes = web.RouteTableDef()

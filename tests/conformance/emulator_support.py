@@ -18,6 +18,7 @@ from urllib.parse import quote
 import openai
 import pydantic
 from jsonschema import Draft202012Validator
+from openai.types.admin.organization.projects import ProjectServiceTierSettings
 from openai.types.admin.organization.workload_identity_provider import WorkloadIdentityProvider
 from openai.types.admin.organization.workload_identity_provider_deleted import WorkloadIdentityProviderDeleted
 from openai.types.admin.organization.workload_identity_providers.federation_rule import FederationRule
@@ -33,28 +34,15 @@ SPEC_URI = "urn:openai-openapi"
 EXTRA_OPERATIONS = {
     ("post", "/organization/projects/{project_id}/api_keys/{api_key_id}"): "ProjectApiKey",
 }
-SDK_URI = "urn:openai-sdk:"
-
-
-def _sdk_schemas() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    """Operations only the newest SDK has (no spec schema at all): the JSON schema of the SDK's own
-    pydantic response model, so the emulator's body is checked against exactly what the SDK parses."""
-    from openai.types.admin.organization.projects import ProjectServiceTierSettings
-
-    tiers = ProjectServiceTierSettings.model_json_schema()
-    template = "/organization/projects/{project_id}/service_tier_settings"
-    return {("get", template): ("ProjectServiceTierSettings", tiers),
-            ("post", template): ("ProjectServiceTierSettings", tiers)}
-
-
-SDK_OPERATIONS = _sdk_schemas()
-
 _WIP = "/organization/workload_identity_providers"
 _RULES = _WIP + "/{provider_id}/federation_rules"
-#: Operations the spec file lacks entirely (workload identity federation): their success bodies are
-#: checked against the SDK's own response models instead, every declared field present and no other.
-#: (model, whether the body is a list envelope of that model).
+_TIERS = "/organization/projects/{project_id}/service_tier_settings"
+#: Operations the spec file lacks entirely (workload identity federation, service tiers): their
+#: success bodies are checked against the SDK's own response models instead, every declared field
+#: present and no other. (model, whether the body is a list envelope of that model).
 SDK_OPERATIONS: dict[tuple[str, str], tuple[type[pydantic.BaseModel], bool]] = {
+    ("get", _TIERS): (ProjectServiceTierSettings, False),
+    ("post", _TIERS): (ProjectServiceTierSettings, False),
     ("post", _WIP): (WorkloadIdentityProvider, False),
     ("get", _WIP): (WorkloadIdentityProvider, True),
     ("get", _WIP + "/{provider_id}"): (WorkloadIdentityProvider, False),
@@ -117,17 +105,13 @@ class SpecChecker:
         self.registry = Registry().with_resource(
             SPEC_URI, Resource.from_contents(self.spec, default_specification=DRAFT202012)
         )
-        for name, schema in SDK_OPERATIONS.values():
-            self.registry = self.registry.with_resource(
-                SDK_URI + name, Resource.from_contents(schema, default_specification=DRAFT202012)
-            )
         self.operations = []
         for template, ops in self.spec["paths"].items():
             pattern = re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$")
             for method in ops:
                 if method in ("get", "post", "delete", "put", "patch"):
                     self.operations.append((method, pattern, template))
-        for method, template in [*EXTRA_OPERATIONS, *SDK_OPERATIONS]:
+        for method, template in EXTRA_OPERATIONS:
             pattern = re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$")
             self.operations.append((method, pattern, template))
         # Literal paths win over templated ones (e.g. ``/archive`` over ``/{project_id}``).
@@ -142,8 +126,6 @@ class SpecChecker:
                 return "<no operation>", _pointer("components", "schemas", "ErrorResponse")
             raise LookupError(f"the spec has no operation for {method.upper()} {path}")
         template = matches[0]
-        if (method, template) in SDK_OPERATIONS and status < 400:
-            return template, SDK_URI + SDK_OPERATIONS[(method, template)][0]
         if (method, template) in EXTRA_OPERATIONS and status < 400:
             return template, _pointer("components", "schemas", EXTRA_OPERATIONS[(method, template)])
         responses = self.spec["paths"].get(template, {}).get(method, {}).get("responses", {})
