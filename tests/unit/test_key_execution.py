@@ -148,18 +148,6 @@ async def test_a_first_issue_delivers_a_verified_key_and_records_it() -> None:
     assert live(admin, secret.holds)
 
 
-async def test_an_issue_promoted_in_the_same_pass_posts_one_event_and_one_that_stops_says_why() -> None:
-    """The promotion's Event names the cause, so "Issuing" is said only when the pass stops short."""
-    admin, secret = FakeAdmin(), FakeStore("secret")
-    _, _, outcome = await run(KeyStatus(), {"secret": secret}, admin)
-    assert [n.reason for n in outcome.notes] == ["Issued"]
-    assert "; cause: Issuing (" in outcome.notes[0].message, "the why of the issue is kept"
-
-    failing = FakeAdmin(fail={"verify": TransientError("503")})
-    _, _, outcome = await run(KeyStatus(), {"secret": FakeStore("secret")}, failing)
-    assert [n.message.split(":")[0] for n in outcome.notes][:1] == ["Issuing credential r1"]
-
-
 async def test_a_key_that_does_not_verify_is_deleted_and_never_delivered() -> None:
     admin, secret = FakeAdmin(fail={"verify": TransientError("503")}), FakeStore("secret")
     status, _, outcome = await run(KeyStatus(), {"secret": secret}, admin)

@@ -36,7 +36,7 @@ from openai_operator.model.specs import KeySpec, parse_key_spec
 from openai_operator.model.status import Delivery, KeyStatus
 from openai_operator.openai.errors import KeyRejectedError
 from openai_operator.openai.models import IssuedKey
-from openai_operator.operations.outcome import Note, Outcome
+from openai_operator.operations.outcome import Outcome
 from openai_operator.reconcile.actions import (
     Action,
     Deliver,
@@ -217,11 +217,8 @@ class _Execution:
         self.minted: IssuedKey | None = None
         self.deliveries: dict[str, Delivery] = {}
         self.follow_up_failed = False
-        self.until_promoted: list[Note] = []
         for note in plan.notes:
             self.outcome.note("Warning" if note.type == "Warning" else "Normal", note.reason, note.message)
-            if note.until_promoted:
-                self.until_promoted.append(self.outcome.notes[-1])
 
     @property
     def project_id(self) -> str:
@@ -413,17 +410,12 @@ class _Execution:
         rotating = self.status.key_id is not None
         self.status = promoted(self.status, self.facts, deliveries)
         await self.save()
-        # One Event for an issue that completes in its pass: the "Issuing" note's why goes into it.
-        held = {id(note) for note in self.until_promoted}
-        self.outcome.notes = [note for note in self.outcome.notes if id(note) not in held]
-        why = "; ".join(note.message.split(": ", 1)[-1] for note in self.until_promoted)
         if rotating:
             self.deps.metrics.record_rotation("success", pending.reason)
         where = ", ".join(f"{kind} {d.location}" for kind, d in deliveries.items())
         self.outcome.note("Normal", Reason.ROTATED if rotating else Reason.ISSUED,
                           f"Issued credential r{pending.revision} (key {pending.key_id}, service account "
-                          f"{pending.service_account_id}) to {where}; cause: {pending.reason}"
-                          + (f" ({why})" if why else ""))
+                          f"{pending.service_account_id}) to {where}; cause: {pending.reason}")
 
     async def _restart(self, action: RestartTargets) -> None:
         spec = self.facts.spec

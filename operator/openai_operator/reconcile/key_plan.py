@@ -77,9 +77,6 @@ class PlannedNote:
     type: str
     reason: str
     message: str
-    until_promoted: bool = False
-    """Said only if the pass does not promote the credential: the promotion's own Event ("Issued
-    credential r2 … ; cause: …") says it all, so a pass that issues and promotes posts one Event."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +224,7 @@ def plan_key(facts: KeyFacts) -> KeyPlan:
         if decision.revoke_immediately:
             actions.extend(_leak_revocations(status, actions))
         notes.append(PlannedNote("Normal", decision.reason,
-                                 f"Issuing credential r{status.pending.revision}: {decision.message}",
-                                 until_promoted=True))
+                                 f"Issuing credential r{status.pending.revision}: {decision.message}"))
     elif not promote_pending:
         if status.key_id is not None and status.scopes != spec.scopes:
             actions.append(UpdateScopes(status.key_id, spec.scopes))
