@@ -30,7 +30,7 @@ from openai_operator.operations.inventory import KeyEntry
 from openai_operator.operations.key_deletion import finalize_key
 from openai_operator.operations.keys import KeyRef, reconcile_key
 from openai_operator.operations.outcome import Outcome
-from openai_operator.operations.shards import claim_for_this_shard
+from openai_operator.operations.shards import claim_for_this_shard, with_shard
 from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.policy import ProjectView
 from openai_operator.reconcile.spread import resync_delay
@@ -82,6 +82,7 @@ async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.I
         if not await claim_for_this_shard(deps, "OpenAIKey", namespace, name, body, deps.objects.patch_key_status):
             # Another shard's live replica still serves this namespace: look again after its next renewal.
             return Outcome(status=dict(body.get("status") or {}), requeue_after=timedelta(seconds=RENEW_SECONDS))
+        body = with_shard(body, deps)  # what the claim wrote, so the pass's own saves keep it
         spec = body.get("spec") or {}
         project_name = (spec.get("projectRef") or {}).get("name")
         ref = KeyRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
@@ -163,6 +164,7 @@ async def finalize(
                                           deps.objects.patch_key_status):
             raise TransientError("another shard still serves this namespace; it deletes the key",
                                  retry_after=float(RENEW_SECONDS))
+        current = with_shard(current, deps)
         ref = KeyRef(namespace, name, current["metadata"].get("uid") or "", current["metadata"].get("generation"))
         project_name = (current.get("spec") or {}).get("projectRef", {}).get("name")
         return await finalize_key(deps, ref, current, project=project_view(project_index, project_name))

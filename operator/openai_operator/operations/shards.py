@@ -16,7 +16,7 @@ import structlog
 
 from openai_operator.deps import Deps
 
-__all__ = ["claim_for_this_shard"]
+__all__ = ["claim_for_this_shard", "with_shard"]
 
 log = structlog.get_logger(__name__)
 
@@ -42,3 +42,10 @@ async def claim_for_this_shard(deps: Deps, kind: str, namespace: str, name: str,
                  object=f"{namespace}/{name}", previous_shard=recorded, shard=shard.shard)
     await patch_status(namespace, name, {"shard": shard.shard})
     return True
+
+
+def with_shard(body: Mapping[str, Any], deps: Deps) -> Mapping[str, Any]:
+    """``body`` as it is after a claim: ``status.shard`` is this shard (unchanged when not sharded)."""
+    if deps.shard is None:
+        return body
+    return {**body, "status": {**(body.get("status") or {}), "shard": deps.shard.shard}}
