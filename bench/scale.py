@@ -63,6 +63,7 @@ VERSION = "v1alpha1"
 @dataclass
 class Run:
     keys: int
+    shards: int = 1
     raw_seconds: float = 0.0
     raw_per_second: float = 0.0
     converge_seconds: float = 0.0
@@ -191,14 +192,25 @@ async def create_all(kubeconfig: Path, concurrency: int, n: int, path: str, body
     return time.perf_counter() - started
 
 
-async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operator: subprocess.Popen[bytes],
+def tenant_namespaces(args: argparse.Namespace) -> list[str]:
+    """Where the keys go: ``bench``, or ``bench-0`` … one per shard with ``--shards``."""
+    return ["bench"] if args.shards == 1 else [f"bench-{i}" for i in range(args.shards)]
+
+
+async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operators: list[subprocess.Popen[bytes]],
                    log: str) -> None:
-    """Create the keys and poll until every one is Ready, sampling the operator's RSS."""
+    """Create the keys (round robin over the tenant namespaces) and poll until every one is Ready,
+    sampling the operators' RSS (summed over the shards)."""
     n = run.keys
     kube = Kube(kubeconfig, args.concurrency)
-    keys_path = f"/apis/{GROUP}/{VERSION}/namespaces/bench/openaikeys"
+    namespaces = tenant_namespaces(args)
+    all_keys = f"/apis/{GROUP}/{VERSION}/openaikeys"
     started = time.perf_counter()
-    creating = asyncio.ensure_future(in_batches(n, args.concurrency, lambda i: kube.create(keys_path, {
+
+    def keys_path(i: int) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespaces[i % len(namespaces)]}/openaikeys"
+
+    creating = asyncio.ensure_future(in_batches(n, args.concurrency, lambda i: kube.create(keys_path(i), {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIKey", "metadata": {"name": f"k{i:05d}"},
         "spec": {"projectRef": {"name": "bench"}, "secret": {},
                  **({"rotation": {"every": "720h", "gracePeriod": args.grace}} if args.rotate else {})}})))
@@ -206,16 +218,17 @@ async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operato
     try:
         while True:
             await asyncio.sleep(0.5)
-            keys = await kube.items(keys_path)
+            keys = await kube.items(all_keys)
             count = sum(1 for k in keys if ready(k))
-            run.timeline.append((round(time.perf_counter() - started, 2), count, round(rss_mb(operator.pid), 1)))
+            rss = sum(rss_mb(operator.pid) for operator in operators)
+            run.timeline.append((round(time.perf_counter() - started, 2), count, round(rss, 1)))
             if count == n and creating.done():
                 break
-            if time.monotonic() > deadline or operator.poll() is not None:
+            if time.monotonic() > deadline or any(operator.poll() is not None for operator in operators):
                 raise RuntimeError(f"{count}/{n} keys Ready after {args.timeout}s; see {log}")
         run.converge_seconds = time.perf_counter() - started
         await creating
-        holding = [s for s in await kube.items("/api/v1/namespaces/bench/secrets")
+        holding = [s for namespace in namespaces for s in await kube.items(f"/api/v1/namespaces/{namespace}/secrets")
                    if (s.get("data") or {}).get("OPENAI_API_KEY")]
         if len(holding) < n:
             raise RuntimeError(f"only {len(holding)}/{n} Secrets hold a key although every key is Ready")
@@ -236,10 +249,11 @@ def wait_project_ready(kubectl: str, kube_env: dict[str, str], operator: subproc
 
 
 def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
-    run = Run(keys=n)
+    run = Run(keys=n, shards=args.shards)
     stack = Stack(state_dir, with_vault=False, with_emulator=True)
     env = stack.start()
     operator: subprocess.Popen[bytes] | None = None
+    others: list[subprocess.Popen[bytes]] = []
     profiler: subprocess.Popen[bytes] | None = None
     if env.openai_base_url is None or env.openai_admin_key is None:
         raise RuntimeError("the stack has no emulator")
@@ -251,7 +265,7 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
         subprocess.run([kubectl, "apply", "--server-side", "-f", crds], env=kube_env, check=True, capture_output=True)
         subprocess.run([kubectl, "wait", "--for=condition=Established", "--timeout=60s", "-f", crds],
                        env=kube_env, check=True, capture_output=True)
-        for namespace in ("bench-raw", "bench"):
+        for namespace in ("bench-raw", *tenant_namespaces(args)):
             subprocess.run([kubectl, "create", "namespace", namespace], env=kube_env, check=True, capture_output=True)
 
         # raw: the apiserver's own rate for Secrets of the delivered size
@@ -271,7 +285,7 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
         fingerprint_key = secrets.token_urlsafe(48)
         metrics_port = free_port()
 
-        def start_operator() -> subprocess.Popen[bytes]:
+        def start_operator(shard: int = 0) -> subprocess.Popen[bytes]:
             traced = [str(ROOT / "bench" / "traced_operator.py")]
             program = traced if args.tracemalloc else ["-m", "openai_operator"]
             operator_env = {**kube_env, "OPENAI_OPERATOR_FINGERPRINT_KEY": fingerprint_key,
@@ -281,15 +295,20 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
                 operator_env["OPENAI_OPERATOR_ADMIN_API_RATE"] = str(args.admin_api_rate)
                 operator_env["OPENAI_OPERATOR_ADMIN_API_BURST"] = str(args.admin_api_burst)
             with log.open("ab") as sink:
+                sharding = [] if args.shards == 1 else [
+                    f"--shard=s{shard}", f"--namespace={tenant_namespaces(args)[shard]}",
+                    *([] if shard == 0 else ["--no-manage-projects"])]
                 return subprocess.Popen(
                     [sys.executable, *program, "run", "--standalone", "--log-format=json",
-                     f"--metrics-port={metrics_port}", f"--health-port={free_port()}"],
+                     f"--metrics-port={metrics_port if shard == 0 else free_port()}", f"--health-port={free_port()}",
+                     *sharding],
                     env=operator_env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                 )
 
         operator = start_operator()
+        others = [start_operator(shard) for shard in range(1, args.shards)]
         project = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIProject", "metadata": {"name": "bench"},
-                   "spec": {"keyPolicy": {"allowedNamespaces": {"names": ["bench"]}}}}
+                   "spec": {"keyPolicy": {"allowedNamespaces": {"names": tenant_namespaces(args)}}}}
         subprocess.run([kubectl, "apply", "-f", "-"], input=json.dumps(project), env=kube_env, check=True,
                        capture_output=True, text=True)
         wait_project_ready(kubectl, kube_env, operator, str(log))
@@ -300,7 +319,7 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
                                          "-o", str(RESULTS / f"scale-{n}.profile.txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = apiserver_requests(env.kubeconfig)
-        asyncio.run(converge(env.kubeconfig, args, run, operator, str(log)))
+        asyncio.run(converge(env.kubeconfig, args, run, [operator, *others], str(log)))
         after = apiserver_requests(env.kubeconfig)
         run.apiserver_calls_by_kind = {k: v - before.get(k, 0) for k, v in sorted(after.items())
                                        if v - before.get(k, 0) > 0}
@@ -319,8 +338,8 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             profiler = None
             run.profile_top = top_of_profile(RESULTS / f"scale-{n}.profile.txt")
         time.sleep(args.rest)  # the RSS at rest is read after a quiet spell, by definition
-        run.rss_rest_mb = rss_mb(operator.pid)
-        run.rss_peak_mb = rss_mb(operator.pid, "VmHWM")
+        run.rss_rest_mb = sum(rss_mb(p.pid) for p in (operator, *others))
+        run.rss_peak_mb = sum(rss_mb(p.pid, "VmHWM") for p in (operator, *others))
         if args.rotate:
             if args.admin_limit:
                 httpx.post(f"{emulator}/_emulator/config", json={"admin_requests_per_second": args.admin_limit},
@@ -356,9 +375,10 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
     finally:
         if profiler is not None:
             profiler.kill()
-        if operator is not None:
-            os.killpg(operator.pid, 9)
-            operator.wait()
+        for running in (operator, *others):
+            if running is not None:
+                os.killpg(running.pid, 9)
+                running.wait()
         stack.stop()
 
 
@@ -481,7 +501,8 @@ def table(runs: list[Run]) -> str:
     rows = ["| keys | converge | keys/s | raw Secret writes/s | ratio | Admin calls per key | verify per key "
             "| RSS peak | RSS at rest |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        rows.append(f"| {r.keys:,} | {r.converge_seconds:.1f} s | {r.keys_per_second:.1f} | {r.raw_per_second:.0f} "
+        label = f"{r.keys:,}" + (f" ({r.shards} shards)" if r.shards > 1 else "")
+        rows.append(f"| {label} | {r.converge_seconds:.1f} s | {r.keys_per_second:.1f} | {r.raw_per_second:.0f} "
                     f"| {r.ratio:.2f} | {r.admin_per_key:.2f} | {r.verify_per_key:.2f} | {r.rss_peak_mb:.0f} MB "
                     f"| {r.rss_rest_mb:.0f} MB |")
     return "\n".join(rows)
@@ -582,8 +603,13 @@ def main() -> None:
                         help="the emulator's Admin API limit (req/s) during --rotate (0: none)")
     parser.add_argument("--restart", action="store_true",
                         help="at the end, SIGKILL the operator and measure what its restart costs")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="run this many operator shards, one namespace each (keys spread round robin); "
+                             "the first manages the project; RSS is their sum")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
+    if args.shards > 1 and (args.rotate or args.restart or args.profile or args.tracemalloc):
+        parser.error("--shards measures convergence only (no --rotate, --restart, --profile, --tracemalloc)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs = []
     for n in (int(v) for v in args.keys.split(",")):

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 
 import hvac
 import kubernetes
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client import ApiClient, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi
 
 from openai_operator.config import OperatorConfig
 from openai_operator.k8s.objects import ObjectClient
+from openai_operator.k8s.shards import ShardMembership
 from openai_operator.metrics import OperatorMetrics
 from openai_operator.model.naming import INSTANCE_ID_PATTERN
+from openai_operator.model.shards import serves_namespace
 from openai_operator.openai import AdminClient, new_http_client
 from openai_operator.openai.budget import RequestBudget
 from openai_operator.ports import AdminApi, ObjectStore
@@ -46,11 +48,17 @@ class Deps:
     instance_id: str = "local"
     """Carried in every service-account name this installation makes (see ``model.naming``)."""
     quota: QuotaLedger = field(default_factory=QuotaLedger)
+    shard: ShardMembership | None = None
+    """This replica's shard membership when the operator is sharded (``--shard``)."""
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
     def lock(self, kind: str, namespace: str | None, name: str) -> asyncio.Lock:
         """One lock per object: a timer and a change handler never work on the same object at once."""
         return self.locks[f"{kind}/{namespace or ''}/{name}"]
+
+    def serves(self, namespace: str) -> bool:
+        """Whether this operator serves ``namespace`` (its ``--namespace`` patterns; none: every one)."""
+        return serves_namespace(self.config.watched_namespaces, namespace)
 
     async def close(self) -> None:
         for closer in reversed(self._closers):
@@ -123,6 +131,9 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         vault_client_factory=vault_factory,
         instance_id=instance_id,
     )
+    if config.shard is not None:
+        deps.shard = ShardMembership(CoordinationV1Api(api_client), config.shard, config.shard_member,
+                                     config.shard_lease_namespace, config.watched_namespaces)
     # Closers run in reverse: the threads go last, after everything that may still use them.
     deps._closers.extend([lambda: threads.shutdown(wait=False), http.aclose, api_client.close])
     if vault_cache is not None:  # closed first (closers run in reverse): revokes its token

@@ -355,6 +355,7 @@ def full_key_status() -> KeyStatus:
         revoke_token="b",
         conditions=(ready,),
         observed_generation=3,
+        shard="team-a",
     )
 
 

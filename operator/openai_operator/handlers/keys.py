@@ -18,10 +18,11 @@ import structlog
 
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps
-from openai_operator.errors import OperatorError
+from openai_operator.errors import OperatorError, TransientError
 from openai_operator.handlers._common import kopf_fn, one_pass, project_view
 from openai_operator.handlers._errors import raise_for, retry_after
 from openai_operator.handlers._wakeups import Wakeups
+from openai_operator.k8s.shards import RENEW_SECONDS
 from openai_operator.model.resources import GROUP, KEY_PLURAL, REVOKE_ANNOTATION, ROTATE_ANNOTATION, VERSION
 from openai_operator.model.status import KeyStatus
 from openai_operator.model.timestamps import parse_time
@@ -29,6 +30,7 @@ from openai_operator.operations.inventory import KeyEntry
 from openai_operator.operations.key_deletion import finalize_key
 from openai_operator.operations.keys import KeyRef, reconcile_key
 from openai_operator.operations.outcome import Outcome
+from openai_operator.operations.shards import claim_for_this_shard, with_shard
 from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.policy import ProjectView
 from openai_operator.reconcile.spread import resync_delay
@@ -77,6 +79,10 @@ def _holders(index: KeyIndex, project: str | None) -> list[tuple[str, str]]:
 async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.Index[str, ProjectView],
                     key_index: KeyIndex, namespace_index: NamespaceIndex) -> Outcome | None:
     async def operate(body: Any) -> Outcome:
+        if not await claim_for_this_shard(deps, "OpenAIKey", namespace, name, body, deps.objects.patch_key_status):
+            # Another shard's live replica still serves this namespace: look again after its next renewal.
+            return Outcome(status=dict(body.get("status") or {}), requeue_after=timedelta(seconds=RENEW_SECONDS))
+        body = with_shard(body, deps)  # what the claim wrote, so the pass's own saves keep it
         spec = body.get("spec") or {}
         project_name = (spec.get("projectRef") or {}).get("name")
         ref = KeyRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
@@ -154,6 +160,11 @@ async def finalize(
     deps: Deps = memo["deps"]
 
     async def operate(current: Any) -> Outcome:
+        if not await claim_for_this_shard(deps, "OpenAIKey", namespace, name, current,
+                                          deps.objects.patch_key_status):
+            raise TransientError("another shard still serves this namespace; it deletes the key",
+                                 retry_after=float(RENEW_SECONDS))
+        current = with_shard(current, deps)
         ref = KeyRef(namespace, name, current["metadata"].get("uid") or "", current["metadata"].get("generation"))
         project_name = (current.get("spec") or {}).get("projectRef", {}).get("name")
         return await finalize_key(deps, ref, current, project=project_view(project_index, project_name))

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     memo["wakeups"] = Wakeups()
     memo["key_triggers"] = {}
     peering = settings.peering
+    if config.shard is not None:
+        # The replicas of one shard elect their active one through the shard's own ClusterKopfPeering
+        # (the chart makes one per shard), however few namespaces the shard serves.
+        peering.clusterwide = True
+        assert deps.shard is not None
+        await deps.shard.renew()  # before any handler runs: other shards must see this one alive
+        memo["shard_lease"] = asyncio.create_task(deps.shard.keep_renewing())
     if not peering.standalone and peering.clusterwide and not await deps.objects.cluster_peering_exists(peering.name):
         logger.warning(
             f"ClusterKopfPeering {peering.name!r} does not exist, so this replica waits and handles nothing: "
@@ -87,6 +96,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "shard_lease" in memo:
+        memo["shard_lease"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await memo["shard_lease"]
+        await memo["deps"].shard.release()  # its namespaces may move to another shard at once
     if "metrics_server" in memo:
         await memo["metrics_server"].stop()
     if "deps" in memo:

@@ -59,7 +59,9 @@ async def tick(memo: kopf.Memo, project_spend_index: kopf.Index[str, ProjectSpen
     if poller is None:
         poller = memo["spend_poller"] = SpendPoller(memo["deps"], memo["config"].spend_poll_interval, post=post,
                                                     nudge=memo["wakeups"].nudge)
-    await poller.tick(lambda: (_distinct(project_spend_index, lambda v: v.name),
+    # A shard that does not manage projects writes the spend of its own keys only.
+    manage_projects = memo["config"].manage_projects
+    await poller.tick(lambda: (_distinct(project_spend_index, lambda v: v.name) if manage_projects else [],
                                _distinct(key_spend_index, lambda v: (v.namespace, v.name))))
 
 

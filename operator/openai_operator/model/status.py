@@ -332,6 +332,8 @@ class KeyStatus(_Conditioned):
     scopes: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
     observed_generation: int | None = None
+    shard: str | None = None
+    """The shard acting on the key (sharded installations; written first by ``operations.shards``)."""
 
     def __post_init__(self) -> None:
         if self.redacted_key is not None:
@@ -368,6 +370,7 @@ class KeyStatus(_Conditioned):
             scopes=tuple(str(scope) for scope in raw.get("scopes") or ()),
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
+            shard=_str(raw, "shard"),
         )
 
     def to_patch(self) -> dict[str, Any]:
@@ -400,6 +403,7 @@ class KeyStatus(_Conditioned):
             "scopes": list(self.scopes),
             "conditions": conditions_to_list(self.conditions),
             "observedGeneration": self.observed_generation,
+            "shard": self.shard,
         }
 
 
