@@ -73,6 +73,13 @@ class Emulator:
     def clear_faults(self) -> None:
         httpx.delete(f"{self.control}/faults", timeout=10).raise_for_status()
 
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call to the Admin API (``/organization<path>``), as someone working in the dashboard makes it."""
+        response = httpx.request(method, f"{self.base_url}/organization{path}", timeout=10,
+                                 headers={"Authorization": f"Bearer {self.admin_key}"}, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
     def models_status(self, api_key: str) -> int:
         """What the data plane answers to ``GET /v1/models`` with ``api_key``."""
         return httpx.get(f"{self.base_url}/models", headers={"Authorization": f"Bearer {api_key}"},

@@ -21,16 +21,8 @@ PROJECT_RESYNC = 5  # the harness's OPENAI_OPERATOR_PROJECT_RESYNC_INTERVAL, in 
 WAIT = 30 + 2 * PROJECT_RESYNC
 
 
-def admin(emulator: Emulator, method: str, path: str, **kwargs: Any) -> Any:
-    """A call to the emulator's Admin API, as someone working in the dashboard would make it."""
-    response = httpx.request(method, f"{emulator.base_url}/organization{path}", timeout=10,
-                             headers={"Authorization": f"Bearer {emulator.admin_key}"}, **kwargs)
-    response.raise_for_status()
-    return response.json()
-
-
 def alerts_upstream(emulator: Emulator, project_id: str) -> dict[str, dict[str, Any]]:
-    return {a["id"]: a for a in admin(emulator, "GET", f"/projects/{project_id}/spend_alerts",
+    return {a["id"]: a for a in emulator.admin("GET", f"/projects/{project_id}/spend_alerts",
                                       params={"limit": 100})["data"]}
 
 
@@ -111,8 +103,8 @@ def test_a_hand_set_limit_on_an_adopted_project_is_left_alone(
 ) -> None:
     """(c) A limit someone set in the dashboard is shown in status but never removed while the spec
     asks for no HardLimit (enforcement Alert, then no budget at all)."""
-    existing = admin(emulator, "POST", "/projects", json={"name": "limited-by-hand"})
-    admin(emulator, "POST", f"/projects/{existing['id']}/spend_limit",
+    existing = emulator.admin("POST", "/projects", json={"name": "limited-by-hand"})
+    emulator.admin("POST", f"/projects/{existing['id']}/spend_limit",
           json={"threshold_amount": 12_300, "currency": "USD", "interval": "month"})
     apply(kubectl, project_manifest(name, projectId=existing["id"], budget={"monthlyUSD": 50}))
     status = wait_synced(kubectl, name, "NotConfigured")["status"]
@@ -134,9 +126,9 @@ def test_alert_emails_are_mirrored_to_spend_alerts_and_only_ours_are_changed(
 ) -> None:
     """(d) alertEmails create one OpenAI spend alert per threshold; edits update them in place;
     removing alertEmails deletes only the operator's alerts, never one made in the dashboard."""
-    existing = admin(emulator, "POST", "/projects", json={"name": "alerted"})
+    existing = emulator.admin("POST", "/projects", json={"name": "alerted"})
     project_id = existing["id"]
-    theirs = admin(emulator, "POST", f"/projects/{project_id}/spend_alerts", json={
+    theirs = emulator.admin("POST", f"/projects/{project_id}/spend_alerts", json={
         "threshold_amount": 700, "currency": "USD", "interval": "month",
         "notification_channel": {"type": "email", "recipients": ["owner@example.com"]}})
     budget = {"monthlyUSD": 40, "alertThresholds": [50, 100], "alertEmails": ["ops@example.com"]}

@@ -28,14 +28,6 @@ PROJECT_RESYNC = 5  # the harness's OPENAI_OPERATOR_PROJECT_RESYNC_INTERVAL, in 
 WAIT = 30 + 2 * PROJECT_RESYNC
 
 
-def admin(emulator: Emulator, method: str, path: str, **kwargs: Any) -> Any:
-    """A call to the emulator's Admin API, as someone working in the dashboard would make it."""
-    response = httpx.request(method, f"{emulator.base_url}/organization{path}", timeout=10,
-                             headers={"Authorization": f"Bearer {emulator.admin_key}"}, **kwargs)
-    response.raise_for_status()
-    return response.json()
-
-
 def control(emulator: Emulator, method: str, path: str, **kwargs: Any) -> Any:
     response = httpx.request(method, f"{emulator.control}{path}", timeout=10, **kwargs)
     response.raise_for_status()
@@ -103,7 +95,7 @@ def test_members_are_added_re_roled_and_removed_and_exclusive_removes_a_hand_add
         org_user(emulator, email)
     apply(kubectl, project_manifest(name, members=[{"email": ana.upper(), "role": "owner"}, {"email": ben}]))
     project_id = wait_ready(kubectl, "openaiproject", name)["status"]["projectId"]
-    admin(emulator, "POST", f"/projects/{project_id}/users", json={"email": hand, "role": "member"})
+    emulator.admin("POST", f"/projects/{project_id}/users", json={"email": hand, "role": "member"})
     wait_condition(kubectl, name, "MembersSynced", "True", "MembersSynced")
     upstream = users_upstream(emulator, project_id)
     assert (upstream[ana], upstream[ben]) == ("owner", "member")
@@ -119,7 +111,7 @@ def test_members_are_added_re_roled_and_removed_and_exclusive_removes_a_hand_add
     assert users_upstream(emulator, project_id)[hand] == "member", "the default policy leaves hand-added users"
 
     ben_id = next(u["id"] for u in emulator.project(project_id)["users"] if u["email"] == ben)
-    admin(emulator, "POST", f"/projects/{project_id}/users/{ben_id}", json={"role": "member"})
+    emulator.admin("POST", f"/projects/{project_id}/users/{ben_id}", json={"role": "member"})
     wait_for(lambda: users_upstream(emulator, project_id)[ben] == "owner", timeout=WAIT,
              what="ben's role, changed by hand, set back to owner")
 
@@ -215,11 +207,11 @@ def test_a_model_outside_the_allow_list_is_refused_to_the_projects_key_until_the
     assert tiers["serviceTiers"] == {"default": "fast", "enabled": ["flex"]}
     assert emulator.project(project_id)["service_tier_settings"] == {
         "object": "project.service_tier_settings", "default": "fast", "enabled_tiers": ["flex"]}
-    admin(emulator, "POST", f"/projects/{project_id}/service_tier_settings", json={"enabled_tiers": "all"})
+    emulator.admin("POST", f"/projects/{project_id}/service_tier_settings", json={"enabled_tiers": "all"})
     wait_for(lambda: emulator.project(project_id)["service_tier_settings"]["enabled_tiers"] == ["flex"],
              timeout=WAIT, what="the service tiers, changed by hand, set back")
 
-    admin(emulator, "POST", f"/projects/{project_id}/model_permissions",
+    emulator.admin("POST", f"/projects/{project_id}/model_permissions",
           json={"mode": "allow_list", "model_ids": ["gpt-4o-mini", "gpt-4o"]})
     wait_for(lambda: emulator.project(project_id)["model_permissions"]["model_ids"] == ["gpt-4o-mini"],
              timeout=WAIT, what="the allow list, widened by hand, set back")
