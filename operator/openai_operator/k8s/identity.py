@@ -70,13 +70,14 @@ class IdentityKube:
 
     # --------------------------------------------------------------------------------- issuer
 
-    async def _get_json(self, path: str, read: Callable[[], object]) -> Mapping[str, Any]:
+    async def _get_json(self, path: str, read: Callable[..., object]) -> Mapping[str, Any]:
         try:
-            text = await asyncio.to_thread(read)
+            # Raw bytes: the generated client would parse the JSON and hand back its Python repr.
+            raw = await asyncio.to_thread(read, _preload_content=False)
         except ApiException as error:
             raise classify_api_exception(error, "get", path, resource=f"the non-resource URL {path}") from None
         try:
-            body = json.loads(text) if isinstance(text, str | bytes) else text
+            body = json.loads(cast(Any, raw).data)
         except ValueError:
             raise TransientError(f"GET {path}: the apiserver's answer is not JSON") from None
         if not isinstance(body, Mapping):

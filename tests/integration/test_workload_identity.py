@@ -1,0 +1,253 @@
+"""Keyless workloads on the real test bed: OpenAIIdentityProvider + OpenAIWorkloadIdentity, the real
+apiserver's service-account tokens (TokenRequest, never hand-made JWTs), the official SDK's token
+exchange against the emulator, and the emulator's own state as the judge of what exists upstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import openai.auth
+import pytest
+from openai import OpenAI
+
+from harness import Emulator, OperatorProcess
+from scenario import KEY_SHAPE, apply, condition, get, wait_ready
+from support import wait_for
+from testbed import Kubectl
+
+AUDIENCE = "https://api.openai.com/v1"
+MODEL = "gpt-4o-mini"
+
+
+def provider_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIIdentityProvider",
+            "metadata": {"name": name}, "spec": {"syncInterval": "2s", **spec}}
+
+
+def identity_manifest(name: str, namespace: str, project: str, provider: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIWorkloadIdentity",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"projectRef": {"name": project}, "serviceAccountName": "app",
+                     "providerRef": {"name": provider}, **spec}}
+
+
+@pytest.fixture
+def identity_provider(kubectl: Kubectl, crds: list[str], operator: OperatorProcess) -> Iterator[str]:
+    """An OpenAIIdentityProvider of the test's own (several may exist: identities name theirs)."""
+    name = f"idp-{secrets.token_hex(3)}"
+    apply(kubectl, provider_manifest(name))
+    wait_ready(kubectl, "openaiidentityprovider", name, timeout=60)
+    yield name
+    kubectl("delete", "openaiidentityprovider", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def exchange_at_emulator(monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> None:
+    """Point the SDK's token exchange (process-wide) at the emulator's ``POST /oauth/token``."""
+    root = emulator.base_url.removesuffix("/v1")
+    monkeypatch.setattr(sys.modules["openai._client"], "WorkloadIdentityAuth",
+                        functools.partial(openai.auth.WorkloadIdentityAuth, token_exchange_url=root + "/oauth/token"))
+
+
+def request_token(kubectl: Kubectl, namespace: str, service_account: str, audience: str = AUDIENCE) -> str:
+    """A projected-style token from the real apiserver's TokenRequest API."""
+    return kubectl("create", "token", service_account, "-n", namespace, f"--audience={audience}",
+                   "--duration=10m").stdout.strip()
+
+
+def config_map(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
+    return get(kubectl, "configmap", name, "-n", namespace).get("data") or {}
+
+
+def sdk_client(data: dict[str, str], token_file: Path) -> OpenAI:
+    """The workload's client, built only from the ConfigMap and the token file (as the docs show)."""
+    return OpenAI(
+        base_url=data["OPENAI_BASE_URL"],
+        workload_identity={
+            "identity_provider_id": data["OPENAI_IDENTITY_PROVIDER_ID"],
+            "service_account_id": data["OPENAI_SERVICE_ACCOUNT_ID"],
+            "provider": openai.auth.k8s_service_account_token_provider(str(token_file)),
+        },
+        max_retries=0,
+    )
+
+
+def chat(client: OpenAI) -> str:
+    response = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "ping"}])
+    return response.choices[0].message.content or ""
+
+
+def write_token(tmp_path: Path, token: str) -> Path:
+    path = tmp_path / f"token-{secrets.token_hex(3)}"
+    path.write_text(token)
+    return path
+
+
+def all_rules(emulator: Emulator) -> list[dict[str, Any]]:
+    """Every federation rule of the emulator's organisation, read through the Admin API."""
+    rules: list[dict[str, Any]] = []
+    for provider in _list(emulator, "/organization/workload_identity_providers"):
+        rules.extend(_list(emulator, f"/organization/workload_identity_providers/{provider['id']}/federation_rules"))
+    return rules
+
+
+def rules_for(emulator: Emulator, service_account_id: str) -> list[dict[str, Any]]:
+    return [r for r in all_rules(emulator) if r["service_account_id"] == service_account_id]
+
+
+def account_keys(emulator: Emulator, project_id: str, account_id: str) -> list[dict[str, Any]]:
+    for account in emulator.project(project_id)["service_accounts"]:
+        if account["id"] == account_id:
+            return list(account.get("api_keys") or [])
+    return []
+
+
+def account_exists(emulator: Emulator, project_id: str, account_id: str) -> bool:
+    return any(a["id"] == account_id for a in emulator.project(project_id)["service_accounts"])
+
+
+def no_secret_holds_an_openai_credential(kubectl: Kubectl) -> None:
+    secrets_json = json.loads(kubectl("get", "secrets", "-A", "-o", "json").stdout)
+    for item in secrets_json["items"]:
+        for value in (item.get("data") or {}).values():
+            decoded = base64.b64decode(value).decode(errors="replace")
+            where = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+            assert not KEY_SHAPE.search(decoded), f"Secret {where} holds something shaped like an OpenAI key"
+
+
+@pytest.mark.usefixtures("exchange_at_emulator")
+def test_serviceaccount_app_calls_openai_without_a_key_and_only_it_can(
+    kubectl: Kubectl, namespace: str, project: str, identity_provider: str, emulator: Emulator, tmp_path: Path,
+) -> None:
+    for account in ("app", "other"):
+        kubectl("create", "serviceaccount", account, "-n", namespace)
+    elsewhere = f"t-{secrets.token_hex(4)}"
+    kubectl("create", "namespace", elsewhere)
+    try:
+        kubectl("create", "serviceaccount", "app", "-n", elsewhere)
+        apply(kubectl, identity_manifest("app", namespace, project, identity_provider))
+        identity = wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)
+        status = identity["status"]
+        assert status["subject"] == f"system:serviceaccount:{namespace}:app"
+
+        # Upstream: one keyless service account, one rule matching exactly the subject.
+        account_id, project_id = status["serviceAccountId"], status["projectId"]
+        assert account_exists(emulator, project_id, account_id)
+        assert account_keys(emulator, project_id, account_id) == [], "the service account must hold no API key"
+        (rule,) = rules_for(emulator, account_id)
+        assert rule["attribute_matchers"] == {"sub": f"system:serviceaccount:{namespace}:app"}
+        assert rule["workload_identity_provider_id"] == status["identityProviderId"]
+
+        data = config_map(kubectl, namespace, "app")
+        assert data["OPENAI_IDENTITY_PROVIDER_ID"] == status["identityProviderId"]
+        assert data["OPENAI_SERVICE_ACCOUNT_ID"] == account_id
+        assert data["OPENAI_PROJECT_ID"] == project_id
+        assert data["OPENAI_TOKEN_AUDIENCE"] == AUDIENCE
+
+        token = write_token(tmp_path, request_token(kubectl, namespace, "app"))
+        assert chat(sdk_client(data, token))
+
+        refused = {
+            "another ServiceAccount": request_token(kubectl, namespace, "other"),
+            "another namespace": request_token(kubectl, elsewhere, "app"),
+            "another audience": request_token(kubectl, namespace, "app", audience="https://example.invalid"),
+        }
+        for what, other in refused.items():
+            with pytest.raises(openai.OAuthError):  # noqa: PT012 (one exchange per case)
+                chat(sdk_client(data, write_token(tmp_path, other)))
+                pytest.fail(f"a token of {what} was accepted")
+        no_secret_holds_an_openai_credential(kubectl)
+    finally:
+        kubectl("delete", "namespace", elsewhere, "--wait=false", check=False)
+
+
+def test_a_namespace_the_project_does_not_allow_gets_no_mapping_and_deletion_unmaps(
+    kubectl: Kubectl, namespace: str, project: str, identity_provider: str, emulator: Emulator,
+) -> None:
+    kubectl("create", "serviceaccount", "app", "-n", namespace)
+    refused_ns = f"t-{secrets.token_hex(4)}"
+    kubectl("create", "namespace", refused_ns)
+    try:
+        apply(kubectl, identity_manifest("app", refused_ns, project, identity_provider))
+        apply(kubectl, identity_manifest("app", namespace, project, identity_provider))
+        allowed = wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)
+        refused = wait_for(lambda: (obj := get(kubectl, "openaiworkloadidentity", "app", "-n", refused_ns))
+                           and condition(obj).get("reason") == "NamespaceNotAllowed" and obj,
+                           timeout=60, what="the refused identity to show NamespaceNotAllowed")
+        assert "serviceAccountId" not in refused.get("status", {}) or not refused["status"]["serviceAccountId"]
+        subject = f"system:serviceaccount:{refused_ns}:app"
+        assert not [r for r in all_rules(emulator) if r["attribute_matchers"].get("sub") == subject]
+
+        account_id, project_id = allowed["status"]["serviceAccountId"], allowed["status"]["projectId"]
+        assert rules_for(emulator, account_id)
+        kubectl("delete", "openaiworkloadidentity", "app", "-n", namespace, "--timeout=60s")
+        assert rules_for(emulator, account_id) == []
+        assert not account_exists(emulator, project_id, account_id)
+    finally:
+        kubectl("delete", "namespace", refused_ns, "--wait=false", check=False)
+
+
+def test_drift_upstream_is_repaired(
+    kubectl: Kubectl, namespace: str, project: str, identity_provider: str, emulator: Emulator,
+) -> None:
+    kubectl("create", "serviceaccount", "app", "-n", namespace)
+    apply(kubectl, identity_manifest("app", namespace, project, identity_provider))
+    status = wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)["status"]
+    provider_id, rule_id = status["identityProviderId"], status["federationRuleId"]
+    rules_api = _rules_api(emulator)
+
+    # Edited to a wildcard: put back to the exact subject.
+    rules_api("POST", f"/{provider_id}/federation_rules/{rule_id}",
+              {"attribute_matchers": {"sub": f"system:serviceaccount:{namespace}:*"}})
+    wait_for(lambda: [r for r in all_rules(emulator) if r["id"] == rule_id
+                      and r["attribute_matchers"] == {"sub": f"system:serviceaccount:{namespace}:app"}],
+             timeout=30, what="the edited rule to be put back")
+
+    # Deleted: re-created.
+    rules_api("DELETE", f"/{provider_id}/federation_rules/{rule_id}", None)
+    wait_for(lambda: [r for r in rules_for(emulator, status["serviceAccountId"]) if r["id"] != rule_id],
+             timeout=30, what="a new rule for the deleted one")
+
+    # Service account deleted: a new one, a new rule, and the ConfigMap follows.
+    _admin_call(emulator, "DELETE",
+                f"/organization/projects/{status['projectId']}/service_accounts/{status['serviceAccountId']}")
+    wait_for(lambda: (cm := config_map(kubectl, namespace, "app"))
+             and cm.get("OPENAI_SERVICE_ACCOUNT_ID") not in (None, status["serviceAccountId"]) and cm,
+             timeout=30, what="a new service account in the ConfigMap")
+    new = get(kubectl, "openaiworkloadidentity", "app", "-n", namespace)["status"]
+    assert rules_for(emulator, new["serviceAccountId"])
+
+
+def _admin_call(emulator: Emulator, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    import httpx
+
+    response = httpx.request(method, emulator.base_url + path, json=body,
+                             headers={"Authorization": f"Bearer {emulator.admin_key}"}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def _list(emulator: Emulator, path: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = _admin_call(emulator, "GET", path + "?limit=100" + (f"&after={after}" if after else ""))
+        items.extend(page["data"])
+        if not page.get("has_more"):
+            return items
+        after = page["last_id"]
+
+
+def _rules_api(emulator: Emulator) -> Any:
+    def call(method: str, path: str, body: dict[str, Any] | None) -> Any:
+        return _admin_call(emulator, method, "/organization/workload_identity_providers" + path, body)
+    return call
