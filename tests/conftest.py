@@ -7,6 +7,8 @@ pays for the control plane, and unit tests start nothing.
 - ``vault``: a real OpenBao dev server, or the one ``VAULT_ADDR``/``VAULT_TOKEN`` name when
   ``OPENAI_OPERATOR_TEST_EXISTING_VAULT=1``.
 - ``kubectl``, ``crds``, ``namespace``: helpers on top of ``kube``.
+- ``service_account_keys``: ``kube`` for a test that restarts the apiserver with other
+  ServiceAccount keys (``KubeCluster.restart_apiserver``), restoring the original keys afterwards.
 
 Tests are marked by folder: ``tests/unit`` → ``unit``, ``tests/integration`` → ``integration``,
 ``tests/conformance`` → ``conformance``, ``tests/chaos`` → ``chaos``.
@@ -53,9 +55,19 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     try:
         tools = stack.prepare()
         kubeconfig = stack.start_kubernetes(tools)
-        yield KubeCluster(kubeconfig=kubeconfig, bin_dir=tools.kubectl.parent)
+        yield KubeCluster(kubeconfig=kubeconfig, bin_dir=tools.kubectl.parent, stack=stack)
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def service_account_keys(kube: KubeCluster) -> Iterator[KubeCluster]:
+    """``kube`` for a test that re-keys the apiserver (``kube.restart_apiserver``); afterwards the
+    apiserver is restarted with the keys it had before, if the test changed them."""
+    signing, verification = kube.signing_key, kube.verification_keys
+    yield kube
+    if (kube.signing_key, kube.verification_keys) != (signing, verification):
+        kube.restart_apiserver(signing_key=signing, verification_keys=verification)
 
 
 @pytest.fixture(scope="session")

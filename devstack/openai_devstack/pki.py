@@ -1,19 +1,25 @@
 """Certificates and keys the local control plane needs, made with ``cryptography``.
 
 A throwaway CA signs the apiserver's serving certificate (so clients verify TLS instead of
-skipping it), and one RSA key signs and verifies ServiceAccount tokens.
+skipping it), and one RSA key signs and verifies ServiceAccount tokens. Further ServiceAccount keys
+(RSA or EC P-256) come from :func:`new_service_account_key`, for tests that rotate the cluster's
+signing keys (``Stack.restart_apiserver``); :func:`service_account_kid` is the ``kid`` the
+apiserver gives a key in its JWKS and token headers.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -31,7 +37,7 @@ def _new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+def _write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> None:
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -111,3 +117,29 @@ def ensure_pki(folder: Path) -> Pki:
     _write_key(pki.serving_key, serving_key)
     _write_key(pki.service_account_key, _new_key())
     return pki
+
+
+def new_service_account_key(path: Path, *, algorithm: Literal["RSA", "EC"] = "RSA") -> Path:
+    """Write a new private key for ServiceAccount tokens (PEM, mode 0600) at ``path`` and return it.
+
+    ``RSA`` (2048 bits) signs RS256 tokens, ``EC`` (P-256) ES256 ones. The apiserver takes the file
+    both as ``--service-account-signing-key-file`` and as a ``--service-account-key-file``.
+    """
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    key = _new_key() if algorithm == "RSA" else ec.generate_private_key(ec.SECP256R1())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_key(path, key)
+    return path
+
+
+def service_account_kid(path: Path) -> str:
+    """The ``kid`` kube-apiserver derives for the key in ``path``: base64url (unpadded) of the SHA-256
+    of the public key's DER (SubjectPublicKeyInfo). Works for a private or a public PEM file."""
+    data = path.read_bytes()
+    public = (
+        serialization.load_pem_public_key(data)
+        if b"PUBLIC KEY" in data.split(b"\n", 1)[0]
+        else serialization.load_pem_private_key(data, password=None).public_key()
+    )
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()

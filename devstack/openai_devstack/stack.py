@@ -20,6 +20,7 @@ import shutil
 import ssl
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -84,6 +85,12 @@ class Stack:
     processes: list[ManagedProcess] = field(default_factory=list)
     etcd_dir: Path | None = None
     env: StackEnv | None = None
+    #: The ServiceAccount keys kube-apiserver runs with now (see :meth:`restart_apiserver`).
+    service_account_signing_key: Path | None = None
+    service_account_verification_keys: tuple[Path, ...] = ()
+    _apiserver: ManagedProcess | None = field(default=None, repr=False)
+    _apiserver_argv: list[str] = field(default_factory=list, repr=False)
+    _apiserver_ready: Callable[[], bool] | None = field(default=None, repr=False)
 
     def __enter__(self) -> StackEnv:
         return self.start()
@@ -170,29 +177,24 @@ class Stack:
         tokens = self.state_dir / "pki" / "tokens.csv"
         tokens.write_text(f'{admin_token},devstack-admin,devstack-admin,"system:masters"\n')
         tokens.chmod(0o600)
-        apiserver = self._spawn(
-            "kube-apiserver",
-            [
-                str(tools.kube_apiserver),
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
-                f"--cert-dir={self.state_dir / 'pki'}",
-                f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
-                f"--client-ca-file={pki.ca_cert}",
-                f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
-                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
-                f"--service-account-key-file={pki.service_account_key}",
-                f"--service-account-signing-key-file={pki.service_account_key}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                f"--enable-admission-plugins={ADMISSION_PLUGINS}",
-                "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
-                "--profiling=false",
-                "--v=1",
-            ],
-        )
+        self._apiserver_argv = [
+            str(tools.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+            f"--cert-dir={self.state_dir / 'pki'}",
+            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--enable-admission-plugins={ADMISSION_PLUGINS}",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--v=1",
+        ]  # fmt: skip
         server = f"https://127.0.0.1:{api_port}"
         kubeconfig = self._write_kubeconfig(server, pki, admin_token)
 
@@ -204,8 +206,8 @@ class Stack:
                 headers={"Authorization": f"Bearer {admin_token}"},
             )
 
-        apiserver.wait_ready(lambda: get("/readyz").status_code == 200, timeout=STARTUP_TIMEOUT,
-                             what="ready kube-apiserver (/readyz)")
+        self._apiserver_ready = lambda: get("/readyz").status_code == 200
+        self._start_apiserver(pki.service_account_key, [pki.service_account_key])
         controller_manager = self._spawn(
             "kube-controller-manager",
             [
@@ -228,6 +230,46 @@ class Stack:
             timeout=STARTUP_TIMEOUT, what="the `default` ServiceAccount (controllers running)",
         )
         return kubeconfig
+
+    def _start_apiserver(self, signing_key: Path, verification_keys: Sequence[Path]) -> None:
+        """kube-apiserver with these ServiceAccount keys; the signing key always verifies too."""
+        keys = tuple(dict.fromkeys([signing_key, *verification_keys]))  # ordered, no duplicates
+        argv = [
+            *self._apiserver_argv,
+            *(f"--service-account-key-file={k}" for k in keys),
+            f"--service-account-signing-key-file={signing_key}",
+        ]
+        self._apiserver = self._spawn("kube-apiserver", argv)
+        assert self._apiserver_ready is not None
+        self._apiserver.wait_ready(self._apiserver_ready, timeout=STARTUP_TIMEOUT,
+                                   what="ready kube-apiserver (/readyz)")  # fmt: skip
+        self.service_account_signing_key = signing_key
+        self.service_account_verification_keys = keys
+
+    def restart_apiserver(self, *, signing_key: Path, verification_keys: Sequence[Path] = ()) -> None:
+        """Restart kube-apiserver with other ServiceAccount keys; etcd (and so every object) stays.
+
+        ``signing_key`` becomes ``--service-account-signing-key-file`` (new tokens carry its
+        ``kid``); it and every file in ``verification_keys`` are passed as repeated
+        ``--service-account-key-file``, so ``/openid/v1/jwks`` lists exactly those public keys and
+        tokens signed by any of them keep authenticating. A key left out is removed: tokens it
+        signed are refused from then on. The apiserver comes back on the same address, with the
+        same serving certificate and admin token, so kubeconfigs and clients keep working; the
+        call returns once ``/readyz`` answers. Make keys with
+        :func:`openai_devstack.pki.new_service_account_key`.
+        """
+        if self._apiserver is None:
+            raise RuntimeError("the stack's kube-apiserver is not running: start_kubernetes() first")
+        for path in (signing_key, *verification_keys):
+            if not path.is_file():
+                raise FileNotFoundError(f"no ServiceAccount key file at {path}")
+        old = self._apiserver
+        old.stop()
+        self.processes.remove(old)
+        self._apiserver = None
+        self._start_apiserver(signing_key, verification_keys)
+        if (self.state_dir / "processes.json").exists():
+            self._record()
 
     def _admin_token(self) -> str:
         path = self.state_dir / "pki" / "admin-token"

@@ -19,7 +19,15 @@
          "calls": [{"kind": "admin"|"data", "method", "route", "status", "count"}],
          "faults": [{...rule..., "matched", "injected"}],
          "totals": {"projects", "service_accounts", "api_keys", "cost_records", "usage_records",
-                    "audit_events"}}
+                    "audit_events"},
+         "workload_identity": {"providers": [{"id", "name", "issuer", "audience", "enabled",
+                                              "verification_type", "kids": [str],
+                                              "rules": [{"id", "project_id", "service_account_id",
+                                                         "enabled", "attribute_matchers",
+                                                         "permissions"}]}],
+                               "live_access_tokens": int}}
+
+    Access tokens appear only as a count, never by value.
 
 ``GET  /_emulator/calls`` / ``DELETE /_emulator/calls``
     ``{"calls": [...as above...]}``; DELETE resets the counters. Optional query filters
@@ -163,7 +171,40 @@ def dump(ctx: EmulatorContext) -> dict[str, Any]:
             "usage_records": len(state.usage),
             "audit_events": len(state.audit),
         },
+        "workload_identity": _wif_json(state),
     }
+
+
+def _wif_json(state: EmulatorState) -> dict[str, Any]:
+    wif = state.wif
+    providers = []
+    for p in wif.providers.values():
+        keys = p.verification.get("jwks", {}).get("keys", []) if p.verification.get("type") == "uploaded_jwks" else []
+        providers.append(
+            {
+                "id": p.id,
+                "name": p.name,
+                "issuer": p.issuer,
+                "audience": p.audience,
+                "enabled": p.enabled,
+                "verification_type": p.verification.get("type"),
+                "kids": [k.get("kid") for k in keys],
+                "rules": [
+                    {
+                        "id": r.id,
+                        "project_id": r.project_id,
+                        "service_account_id": r.service_account_id,
+                        "enabled": r.enabled,
+                        "attribute_matchers": dict(r.attribute_matchers),
+                        "permissions": r.permissions.to_json(),
+                    }
+                    for r in wif.rules.values()
+                    if r.provider_id == p.id
+                ],
+            }
+        )
+    live = sum(1 for v in wif.tokens if wif.authenticate(v) is not None)
+    return {"providers": providers, "live_access_tokens": live}
 
 
 @routes.get(C + "/health")
