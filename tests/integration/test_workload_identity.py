@@ -10,6 +10,7 @@ import functools
 import json
 import secrets
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from openai import OpenAI
 from harness import Emulator, OperatorProcess
 from scenario import KEY_SHAPE, apply, condition, get, wait_ready
 from support import wait_for
-from testbed import Kubectl
+from testbed import KubeCluster, Kubectl
 
 AUDIENCE = "https://api.openai.com/v1"
 MODEL = "gpt-4o-mini"
@@ -251,3 +252,110 @@ def _rules_api(emulator: Emulator) -> Any:
     def call(method: str, path: str, body: dict[str, Any] | None) -> Any:
         return _admin_call(emulator, method, "/organization/workload_identity_providers" + path, body)
     return call
+
+
+def _kid(token: str) -> str:
+    header = token.split(".")[0]
+    kid: str = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+    return kid
+
+
+class ExchangingWorkload:
+    """A workload that exchanges its token and calls the API every second, with a fresh client each
+    time (so every call is a real exchange), while a kubelet-like refresher keeps its token file
+    current through TokenRequest (when the apiserver is down, the file keeps the last token)."""
+
+    def __init__(self, kubectl: Kubectl, namespace: str, data: dict[str, str], token_file: Path) -> None:
+        self.kubectl, self.namespace, self.data, self.token_file = kubectl, namespace, data, token_file
+        self.calls: list[tuple[str, str | None]] = []
+        """(kid of the token used, error or ``None``) per call."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ExchangingWorkload:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _refresh(self) -> None:
+        result = self.kubectl("create", "token", "app", "-n", self.namespace, f"--audience={AUDIENCE}",
+                              "--duration=10m", check=False)
+        if result.returncode == 0 and result.stdout.strip():
+            self.token_file.write_text(result.stdout.strip())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._refresh()
+            kid = _kid(self.token_file.read_text())
+            try:
+                chat(sdk_client(self.data, self.token_file))
+                self.calls.append((kid, None))
+            except openai.OpenAIError as error:
+                self.calls.append((kid, f"{type(error).__name__}: {getattr(error, 'error', '')}"))
+            self._stop.wait(1.0)
+
+    def calls_with(self, kid: str) -> int:
+        return sum(1 for k, error in self.calls if k == kid and error is None)
+
+    @property
+    def failures(self) -> list[tuple[str, str | None]]:
+        return [c for c in self.calls if c[1] is not None]
+
+
+def _uploaded_kids(kubectl: Kubectl, provider: str) -> set[str]:
+    return set(get(kubectl, "openaiidentityprovider", provider).get("status", {}).get("keyIds") or [])
+
+
+def _jwks_kids(kubectl: Kubectl) -> set[str]:
+    return {k["kid"] for k in json.loads(kubectl("get", "--raw", "/openid/v1/jwks").stdout)["keys"]}
+
+
+@pytest.mark.usefixtures("exchange_at_emulator")
+def test_signing_key_rotation_keeps_exchanges_working_and_a_removed_key_is_refused(
+    service_account_keys: KubeCluster, kubectl: Kubectl, namespace: str, project: str, identity_provider: str,
+    emulator: Emulator, tmp_path: Path,
+) -> None:
+    kube = service_account_keys
+    kubectl("create", "serviceaccount", "app", "-n", namespace)
+    apply(kubectl, identity_manifest("app", namespace, project, identity_provider))
+    wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)
+    data = config_map(kubectl, namespace, "app")
+    old_token = request_token(kubectl, namespace, "app")
+    old_kid = _kid(old_token)
+    assert _uploaded_kids(kubectl, identity_provider) == {old_kid}
+    old_key = kube.signing_key
+    new_key = kube.new_service_account_key("EC")
+    token_file = write_token(tmp_path, old_token)
+
+    with ExchangingWorkload(kubectl, namespace, data, token_file) as workload:
+        wait_for(lambda: workload.calls_with(old_kid) >= 2, timeout=30, what="calls before the rotation")
+
+        # 1. An additional key: the operator uploads old and new together.
+        kube.restart_apiserver(signing_key=old_key, verification_keys=[old_key, new_key])
+        both = _jwks_kids(kubectl)
+        new_kid = (both - {old_kid}).pop()
+        wait_for(lambda: _uploaded_kids(kubectl, identity_provider) == both, timeout=30,
+                 what="the operator to upload the JWKS with both keys")
+
+        # 2. The new key signs: the workload's tokens now carry its kid, and still exchange.
+        kube.restart_apiserver(signing_key=new_key, verification_keys=[old_key, new_key])
+        wait_for(lambda: workload.calls_with(new_kid) >= 2, timeout=60, what="calls with tokens of the new key")
+
+        # 3. The old key removed: the operator uploads the new key alone.
+        kube.restart_apiserver(signing_key=new_key)
+        wait_for(lambda: _uploaded_kids(kubectl, identity_provider) == {new_kid}, timeout=30,
+                 what="the operator to upload the JWKS without the old key")
+        settled = workload.calls_with(new_kid)
+        wait_for(lambda: workload.calls_with(new_kid) >= settled + 2, timeout=30,
+                 what="calls after the old key was removed")
+
+    assert workload.failures == [], f"{len(workload.failures)} of {len(workload.calls)} calls failed"
+    assert workload.calls_with(old_kid) >= 2
+    with pytest.raises(openai.OAuthError):
+        chat(sdk_client(data, write_token(tmp_path, old_token)))
+    events = json.loads(kubectl("get", "events", "-A", "--field-selector", "reason=JwksUploaded", "-o",
+                                "json").stdout)["items"]
+    assert any(e["involvedObject"]["name"] == identity_provider for e in events)

@@ -110,6 +110,10 @@ async def provider_daemon(name: str, stopped: kopf.DaemonStopped, memo: kopf.Mem
             errors += 1
             wait = min(retry_after(error, retry_delay(errors, name)), wait)
             log.warning("identity provider pass failed", provider=name, error=error.message)
+        except Exception as error:  # the loop must outlive anything (an apiserver restart, say)
+            errors += 1
+            wait = min(retry_delay(errors, name), wait)
+            log.warning("identity provider pass failed", provider=name, error=type(error).__name__)
         await wakeups.wait("", name, max(wait.total_seconds(), 0.05), stopped)
 
 
@@ -204,6 +208,10 @@ async def identity_daemon(
             errors += 1
             wait = min(retry_after(error, retry_delay(errors, f"{namespace}/{name}")), resync)
             log.warning("workload identity pass failed", identity=f"{namespace}/{name}", error=error.message)
+        except Exception as error:  # the loop must outlive anything (an apiserver restart, say)
+            errors += 1
+            wait = min(retry_delay(errors, f"{namespace}/{name}"), resync)
+            log.warning("workload identity pass failed", identity=f"{namespace}/{name}", error=type(error).__name__)
         await wakeups.wait(namespace, name, max(wait.total_seconds(), 0.05), stopped)
 
 

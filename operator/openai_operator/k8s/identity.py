@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import urllib3
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, OpenidApi, WellKnownApi
 from kubernetes.client.exceptions import ApiException
 
@@ -57,6 +58,14 @@ class WorkloadPatchResult:
 _APPS = {"Deployment": "namespaced_deployment", "StatefulSet": "namespaced_stateful_set"}
 
 
+async def _thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking client call; a connection failure (apiserver restarting) is a TransientError."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except urllib3.exceptions.HTTPError as error:
+        raise TransientError(f"the apiserver is unreachable ({type(error).__name__})") from None
+
+
 class IdentityKube:
     """Kubernetes calls of the workload-identity lifecycle (sync client, run in threads)."""
 
@@ -73,7 +82,7 @@ class IdentityKube:
     async def _get_json(self, path: str, read: Callable[..., object]) -> Mapping[str, Any]:
         try:
             # Raw bytes: the generated client would parse the JSON and hand back its Python repr.
-            raw = await asyncio.to_thread(read, _preload_content=False)
+            raw = await _thread(read, _preload_content=False)
         except ApiException as error:
             raise classify_api_exception(error, "get", path, resource=f"the non-resource URL {path}") from None
         try:
@@ -100,7 +109,7 @@ class IdentityKube:
 
     async def get_identity_provider(self, name: str) -> dict[str, Any] | None:
         try:
-            found: object = await asyncio.to_thread(
+            found: object = await _thread(
                 self._custom.get_cluster_custom_object, GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name)
         except ApiException as error:
             if error.status == 404:
@@ -111,7 +120,7 @@ class IdentityKube:
 
     async def patch_identity_provider_status(self, name: str, status: Mapping[str, Any]) -> None:
         try:
-            await asyncio.to_thread(self._custom.patch_cluster_custom_object_status, GROUP, VERSION,
+            await _thread(self._custom.patch_cluster_custom_object_status, GROUP, VERSION,
                                     IDENTITY_PROVIDER_PLURAL, name, {"status": dict(status)})
         except ApiException as error:
             if error.status != 404:
@@ -120,7 +129,7 @@ class IdentityKube:
 
     async def get_workload_identity(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            found: object = await asyncio.to_thread(
+            found: object = await _thread(
                 self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, WORKLOAD_IDENTITY_PLURAL, name)
         except ApiException as error:
             if error.status == 404:
@@ -131,7 +140,7 @@ class IdentityKube:
 
     async def patch_workload_identity_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            await asyncio.to_thread(self._custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
+            await _thread(self._custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
                                     WORKLOAD_IDENTITY_PLURAL, name, {"status": dict(status)})
         except ApiException as error:
             if error.status != 404:
@@ -149,14 +158,14 @@ class IdentityKube:
                              "ownerReferences": [owner]}, "data": dict(data)}
         what = f"ConfigMap {namespace}/{name}"
         try:
-            found = await asyncio.to_thread(self._core.read_namespaced_config_map, name, namespace)
+            found = await _thread(self._core.read_namespaced_config_map, name, namespace)
         except ApiException as error:
             if error.status != 404:
                 raise classify_api_exception(error, "get", what, resource="configmaps", namespace=namespace) from None
             found = None
         try:
             if found is None:
-                await asyncio.to_thread(self._core.create_namespaced_config_map, namespace, cast(Any, body))
+                await _thread(self._core.create_namespaced_config_map, namespace, cast(Any, body))
                 return
             refs = (found.metadata.owner_references if found.metadata is not None else None) or []
             if not any(r.uid == owner_uid for r in refs):
@@ -164,7 +173,7 @@ class IdentityKube:
                     "it exists and is not owned by OpenAIWorkloadIdentity {namespace}/{owner_name} "
                     "(spec.configMap.name): it is never overwritten")
             if dict(found.data or {}) != dict(data):
-                await asyncio.to_thread(self._core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
+                await _thread(self._core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
         except ApiException as error:
             raise classify_api_exception(error, "update", what, resource="configmaps", namespace=namespace) from None
 
@@ -183,7 +192,7 @@ class IdentityKube:
             label = f"{workload.kind}/{workload.name}"
             resource = f"{str(workload.kind).lower()}s"
             try:
-                found = await asyncio.to_thread(getattr(self._apps, f"read_{suffix}"), workload.name, namespace)
+                found = await _thread(getattr(self._apps, f"read_{suffix}"), workload.name, namespace)
             except ApiException as error:
                 if error.status == 404:
                     missing.append(label)
@@ -196,7 +205,7 @@ class IdentityKube:
             if wanted is None:
                 continue
             try:
-                await asyncio.to_thread(getattr(self._apps, f"patch_{suffix}"), workload.name, namespace,
+                await _thread(getattr(self._apps, f"patch_{suffix}"), workload.name, namespace,
                                         {"spec": {"template": wanted}})
             except ApiException as error:
                 raise classify_api_exception(error, "patch", label, resource=resource, namespace=namespace) from None
