@@ -359,3 +359,36 @@ def test_signing_key_rotation_keeps_exchanges_working_and_a_removed_key_is_refus
     events = json.loads(kubectl("get", "events", "-A", "--field-selector", "reason=JwksUploaded", "-o",
                                 "json").stdout)["items"]
     assert any(e["involvedObject"]["name"] == identity_provider for e in events)
+
+
+@pytest.mark.usefixtures("exchange_at_emulator")
+def test_the_51st_mapping_spreads_to_a_second_provider_for_the_same_issuer(
+    kubectl: Kubectl, namespace: str, project: str, identity_provider: str, emulator: Emulator, tmp_path: Path,
+) -> None:
+    status = get(kubectl, "openaiidentityprovider", identity_provider)["status"]
+    (first,) = status["providerIds"]
+    project_id = get(kubectl, "openaiproject", project)["status"]["projectId"]
+    filler = _admin_call(emulator, "POST", f"/organization/projects/{project_id}/service_accounts",
+                         {"name": "filler", "expires_in_seconds": 60})
+    for i in range(50):
+        _rules_api(emulator)("POST", f"/{first}/federation_rules", {
+            "project_id": project_id, "service_account_id": filler["id"], "name": f"filler-{i}",
+            "attribute_matchers": {"sub": f"system:serviceaccount:filler:sa-{i}"}})
+    kubectl("create", "serviceaccount", "app", "-n", namespace)
+    apply(kubectl, identity_manifest("app", namespace, project, identity_provider))
+    identity = wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=90)["status"]
+
+    provider = wait_for(lambda: (s := get(kubectl, "openaiidentityprovider", identity_provider)["status"])
+                        and len(s["providerIds"]) == 2 and s["mappingsUsed"] == 51 and s, timeout=30,
+                        what="the provider to show two OpenAI providers holding 51 mappings")
+    second = provider["providerIds"][1]
+    assert identity["identityProviderId"] == second
+    assert provider["mappingsCapacity"] == 100
+    issuers = {p["id"]: p["issuer"] for p in _list(emulator, "/organization/workload_identity_providers")}
+    assert issuers[first] == issuers[second] == provider["issuer"]
+    assert [r["id"] for r in rules_for(emulator, identity["serviceAccountId"])] == [identity["federationRuleId"]]
+    events = json.loads(kubectl("get", "events", "--field-selector", "reason=ProviderAdded", "-o",
+                                "json").stdout)["items"]
+    assert any(e["involvedObject"]["name"] == identity_provider for e in events)
+    token = write_token(tmp_path, request_token(kubectl, namespace, "app"))
+    assert chat(sdk_client(config_map(kubectl, namespace, "app"), token))
