@@ -392,3 +392,33 @@ def test_the_51st_mapping_spreads_to_a_second_provider_for_the_same_issuer(
     assert any(e["involvedObject"]["name"] == identity_provider for e in events)
     token = write_token(tmp_path, request_token(kubectl, namespace, "app"))
     assert chat(sdk_client(config_map(kubectl, namespace, "app"), token))
+
+
+@pytest.mark.usefixtures("exchange_at_emulator")
+def test_spend_of_the_access_tokens_shows_in_the_identitys_status(
+    kubectl: Kubectl, crds: list[str], namespace: str, project: str, operator_factory: OperatorProcess,
+    emulator: Emulator, tmp_path: Path,
+) -> None:
+    operator_factory.env["OPENAI_OPERATOR_SPEND_POLL_INTERVAL"] = "2s"
+    operator_factory.start()
+    provider = f"idp-{secrets.token_hex(3)}"
+    apply(kubectl, provider_manifest(provider))
+    try:
+        wait_ready(kubectl, "openaiidentityprovider", provider, timeout=60)
+        kubectl("create", "serviceaccount", "app", "-n", namespace)
+        apply(kubectl, identity_manifest("app", namespace, project, provider))
+        wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)
+        token = write_token(tmp_path, request_token(kubectl, namespace, "app"))
+        client = sdk_client(config_map(kubectl, namespace, "app"), token)
+        # About 5 cents on gpt-4o (2.50 USD per million input tokens, some four characters a token):
+        # status.spend is in whole cents.
+        client.chat.completions.create(model="gpt-4o", max_tokens=16,
+                                       messages=[{"role": "user", "content": "x" * 80_000}])
+        spend = wait_for(lambda: (s := get(kubectl, "openaiworkloadidentity", "app", "-n", namespace)
+                                  ["status"].get("spend")) and s.get("monthToDateUSD", 0) > 0 and s,
+                         timeout=60, what="the identity's spend to show the chat completions")
+        assert spend["asOf"]
+        printed = kubectl("get", "openaiworkloadidentity", "app", "-n", namespace).stdout
+        assert "SPEND" in printed.splitlines()[0]
+    finally:
+        kubectl("delete", "openaiidentityprovider", provider, "--wait=false", check=False)

@@ -238,6 +238,7 @@ async def identity_finalize(namespace: str, name: str, body: kopf.Body, memo: ko
     except OperatorError as error:
         raise_for(error, delay=timedelta(seconds=5))
     deps.metrics.track_identity_conditions(namespace, name, None)
+    deps.metrics.forget_spend("OpenAIWorkloadIdentity", namespace, name)
     _wakeups(memo, "identity_wakeups").forget(namespace, name)
 
 
