@@ -422,3 +422,84 @@ def test_spend_of_the_access_tokens_shows_in_the_identitys_status(
         assert "SPEND" in printed.splitlines()[0]
     finally:
         kubectl("delete", "openaiidentityprovider", provider, "--wait=false", check=False)
+
+
+def test_max_keys_counts_workload_identities_with_keys(
+    kubectl: Kubectl, namespace: str, identity_provider: str, emulator: Emulator,
+) -> None:
+    project = f"p-{secrets.token_hex(3)}"
+    apply(kubectl, {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIProject",
+                    "metadata": {"name": project},
+                    "spec": {"keyPolicy": {"allowedNamespaces": {"names": [namespace]}, "maxKeys": 1}}})
+    try:
+        wait_ready(kubectl, "openaiproject", project, timeout=60)
+        kubectl("create", "serviceaccount", "app", "-n", namespace)
+        apply(kubectl, identity_manifest("first", namespace, project, identity_provider))
+        wait_ready(kubectl, "openaiworkloadidentity", "first", "-n", namespace, timeout=60)
+        apply(kubectl, identity_manifest("second", namespace, project, identity_provider))
+        apply(kubectl, {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIKey",
+                        "metadata": {"name": "key", "namespace": namespace},
+                        "spec": {"projectRef": {"name": project}, "secret": {}}})
+        for kind, name in (("openaiworkloadidentity", "second"), ("openaikey", "key")):
+            wait_for(lambda kind=kind, name=name: condition(get(kubectl, kind, name, "-n", namespace))
+                     .get("reason") == "KeyQuotaExceeded", timeout=60, what=f"{kind} {name} to be refused by maxKeys")
+        assert get(kubectl, "secret", "key", "-n", namespace) == {}
+    finally:
+        kubectl("delete", "openaiworkloadidentity", "--all", "-n", namespace, "--timeout=60s", check=False)
+        kubectl("delete", "openaikey", "--all", "-n", namespace, "--timeout=60s", check=False)
+        kubectl("delete", "openaiproject", project, "--wait=false", check=False)
+
+
+def test_named_workloads_get_the_token_volume_and_environment_once(
+    kubectl: Kubectl, namespace: str, project: str, identity_provider: str, emulator: Emulator,
+) -> None:
+    kubectl("create", "serviceaccount", "app", "-n", namespace)
+    container = {"name": "main", "image": "registry.invalid/app:1", "env": [{"name": "KEEP", "value": "me"}]}
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}}
+    apply(kubectl, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "template": template}})
+    apply(kubectl, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": namespace},
+                    "spec": {"replicas": 0, "serviceName": "db", "selector": {"matchLabels": {"app": "web"}},
+                             "template": template}})
+    apply(kubectl, identity_manifest("app", namespace, project, identity_provider, tokenExpirationSeconds=1800,
+                                     workloads=[{"kind": "Deployment", "name": "web"},
+                                                {"kind": "StatefulSet", "name": "db"}]))
+    wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)
+
+    def patched(kind: str, name: str) -> dict[str, Any] | None:
+        obj = get(kubectl, kind, name, "-n", namespace)
+        spec = obj["spec"]["template"]["spec"]
+        volumes = [v for v in spec.get("volumes") or [] if v["name"] == "openai-workload-identity"]
+        return obj if volumes and spec.get("serviceAccountName") == "app" else None
+
+    for kind, name in (("deployment", "web"), ("statefulset", "db")):
+        obj = wait_for(lambda kind=kind, name=name: patched(kind, name), timeout=30, what=f"{kind} {name} patched")
+        spec = obj["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "openai-workload-identity"]
+        assert volume["projected"]["sources"] == [{"serviceAccountToken": {
+            "audience": AUDIENCE, "expirationSeconds": 1800, "path": "token"}}]
+        (main,) = spec["containers"]
+        env = {e["name"]: e for e in main["env"]}
+        assert env["KEEP"]["value"] == "me"
+        assert env["OPENAI_SERVICE_ACCOUNT_ID"]["valueFrom"]["configMapKeyRef"] == {
+            "name": "app", "key": "OPENAI_SERVICE_ACCOUNT_ID"}
+        assert {"name": "openai-workload-identity", "mountPath": "/var/run/secrets/openai",
+                "readOnly": True} in main["volumeMounts"]
+    generations = {k: get(kubectl, k, n, "-n", namespace)["metadata"]["generation"]
+                   for k, n in (("deployment", "web"), ("statefulset", "db"))}
+    # A positive signal that the identity's loop ran again: it reads its rule each pass (every 2s).
+    before = _rule_reads(emulator)
+    wait_for(lambda: _rule_reads(emulator) >= before + 3, timeout=30, what="three more passes of the identity")
+    assert {k: get(kubectl, k, n, "-n", namespace)["metadata"]["generation"]
+            for k, n in (("deployment", "web"), ("statefulset", "db"))} == generations, "patched again"
+    patched_events = get(kubectl, "events", "-n", namespace, "--field-selector", "reason=WorkloadsPatched")["items"]
+    assert len(patched_events) == 1
+    assert patched_events[0].get("count", 1) == 1
+    degraded = next(c for c in get(kubectl, "openaiworkloadidentity", "app", "-n", namespace)["status"]["conditions"]
+                    if c["type"] == "Degraded")
+    assert degraded["status"] == "False"
+
+
+def _rule_reads(emulator: Emulator) -> int:
+    return sum(c["count"] for c in emulator.admin_calls()
+               if c["method"] == "GET" and c["route"].endswith("/federation_rules/{rule_id}"))

@@ -33,7 +33,7 @@ from openai_operator.operations.identity import (
     reconcile_identity,
     reconcile_identity_provider,
 )
-from openai_operator.operations.inventory import IdentityEntry
+from openai_operator.operations.inventory import IdentityEntry, identity_holders
 from openai_operator.operations.outcome import Outcome
 from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.identity_plan import ProviderView
@@ -144,16 +144,16 @@ async def provider_finalize(name: str, body: kopf.Body, memo: kopf.Memo, **_: An
 # --- OpenAIWorkloadIdentity ---------------------------------------------------------------------
 
 
-def _others(index: IdentityIndex, project: str | None, namespace: str, name: str,
-            key_holders: int) -> int:
-    held = [e for e in _entries(index, project) if e.holds and (e.namespace, e.name) != (namespace, name)] \
-        if project else []
-    return len(held) + key_holders
+def _holders(identity_index: IdentityIndex, key_index: Any, project: str | None) -> list[tuple[str, str]]:
+    """Every holder of the project's ``maxKeys`` slots: keys with a credential and mapped identities."""
+    found = key_index.get(project) if key_index is not None and project else None
+    keys = [(e.namespace, e.name) for e in found or () if e.current is not None or e.issuing]
+    return keys + identity_holders(identity_index, project)
 
 
 async def _identity_pass(deps: Deps, memo: kopf.Memo, namespace: str, name: str,
                          project_index: kopf.Index[str, ProjectView], provider_index: ProviderIndex,
-                         identity_index: IdentityIndex, key_holders: Any) -> Outcome | None:
+                         identity_index: IdentityIndex, key_index: Any) -> Outcome | None:
     async def operate(body: Any) -> Outcome:
         spec = body.get("spec") or {}
         project_name = (spec.get("projectRef") or {}).get("name")
@@ -161,7 +161,7 @@ async def _identity_pass(deps: Deps, memo: kopf.Memo, namespace: str, name: str,
         outcome = await reconcile_identity(
             deps, ref, body, project=project_view(project_index, project_name),
             providers=_providers(provider_index),
-            other_credentials=_others(identity_index, project_name, namespace, name, key_holders(project_name)))
+            holders=_holders(identity_index, key_index, project_name))
         if outcome.status.get("conditions") and any(
                 c.get("reason") == "ProviderFull" for c in outcome.status["conditions"]):
             for view in _providers(provider_index):
@@ -174,13 +174,6 @@ async def _identity_pass(deps: Deps, memo: kopf.Memo, namespace: str, name: str,
         deps.metrics.track_identity_conditions(
             namespace, name, {c["type"]: c["status"] for c in outcome.status.get("conditions") or []})
     return outcome
-
-
-def _key_holders(key_index: Any) -> Any:
-    def count(project: str | None) -> int:
-        found = key_index.get(project) if project else None
-        return sum(1 for e in found or () if e.current is not None or e.issuing)
-    return count
 
 
 async def identity_daemon(
@@ -197,7 +190,7 @@ async def identity_daemon(
         wait = resync
         try:
             outcome = await _identity_pass(deps, memo, namespace, name, project_index, identity_provider_index,
-                                           workload_identity_index, _key_holders(key_index))
+                                           workload_identity_index, key_index)
             errors = 0
             if outcome is not None and outcome.error is not None:
                 errors += 1

@@ -218,20 +218,24 @@ def pod_template_patch(
     expiration_seconds: int, digest: str,
 ) -> dict[str, Any] | None:
     """The strategic-merge patch that gives ``template`` the identity, or ``None`` when it already has it."""
-    volume = {"name": VOLUME_NAME, "projected": {"sources": [{"serviceAccountToken": {
-        "path": "token", "audience": audience, "expirationSeconds": expiration_seconds}}]}}
+    sources = [{"serviceAccountToken": {"path": "token", "audience": audience, "expirationSeconds": expiration_seconds}}]
+    volume = {"name": VOLUME_NAME, "projected": {"sources": sources}}
     mount = {"name": VOLUME_NAME, "mountPath": TOKEN_MOUNT_DIR, "readOnly": True}
     env = [{"name": k, "valueFrom": {"configMapKeyRef": {"name": config_map, "key": k}}} for k in keys]
     spec = template.get("spec") or {}
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     current_volume = next((v for v in spec.get("volumes") or () if v.get("name") == VOLUME_NAME), None)
-    ok = (spec.get("serviceAccountName") == service_account and current_volume == volume
+    # Compared on what the operator sets: the apiserver fills in defaults (defaultMode, …).
+    current_sources = ((current_volume or {}).get("projected") or {}).get("sources")
+    ok = (spec.get("serviceAccountName") == service_account
+          and current_sources == sources
           and annotations.get(CONFIG_ANNOTATION) == digest)
     containers = []
     for container in spec.get("containers") or ():
         mounts = {m.get("mountPath"): m for m in container.get("volumeMounts") or ()}
         envs = {e.get("name"): e for e in container.get("env") or ()}
-        if mounts.get(TOKEN_MOUNT_DIR) != mount or any(envs.get(e["name"]) != e for e in env):
+        current_mount = mounts.get(TOKEN_MOUNT_DIR) or {}
+        if any(current_mount.get(k) != v for k, v in mount.items()) or any(envs.get(e["name"]) != e for e in env):
             ok = False
         containers.append({"name": container.get("name"), "volumeMounts": [mount], "env": env})
     if ok:

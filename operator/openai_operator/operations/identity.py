@@ -36,6 +36,7 @@ from openai_operator.model.identity import (
     provider_name,
 )
 from openai_operator.model.reasons import Reason
+from openai_operator.operations.inventory import quota_name
 from openai_operator.operations.outcome import Outcome
 from openai_operator.ports import IdentityAdmin, IdentityCluster
 from openai_operator.reconcile.identity_plan import (
@@ -269,8 +270,12 @@ def provider_for(spec_ref: str | None, providers: Sequence[ProviderView]) -> tup
 
 
 async def reconcile_identity(deps: Deps, ref: IdentityRef, body: Mapping[str, Any], *, project: ProjectView | None,
-                             providers: Sequence[ProviderView], other_credentials: int) -> Outcome:
-    """One pass of an OpenAIWorkloadIdentity: gather, plan, execute, save the status."""
+                             providers: Sequence[ProviderView], holders: Sequence[tuple[str, str]]) -> Outcome:
+    """One pass of an OpenAIWorkloadIdentity: gather, plan, execute, save the status.
+
+    ``holders``: the keys and identities holding one of the project's ``maxKeys`` slots (from the
+    indexes); the quota ledger adds the ones admitted a moment ago, as for keys.
+    """
     cluster = _cluster(deps)
     recorded = WorkloadIdentityStatus.from_dict(body.get("status"))
     now = deps.clock()
@@ -289,8 +294,16 @@ async def reconcile_identity(deps: Deps, ref: IdentityRef, body: Mapping[str, An
         return outcome
     labels = await namespace_labels(deps.core, ref.namespace)
     holds = recorded.federation_rule_id is not None
+    me = quota_name(ref.namespace, ref.name)
+    limit = project.key_policy.max_keys if project is not None else None
+    if project is not None and project.project_id is not None and limit is not None:
+        others = deps.quota.others_holding(project.project_id, me, holders, limit)
+    else:
+        others = len([h for h in holders if h != me])
     refusal = check_identity_policy(spec, namespace=ref.namespace, namespace_labels=labels, project=project,
-                                    other_credentials=other_credentials, holds_mapping=holds)
+                                    other_credentials=others, holds_mapping=holds)
+    if refusal is not None and project is not None and project.project_id is not None:
+        deps.quota.release(project.project_id, me)
     project_id = project.project_id if project is not None else None
     provider, problem = provider_for(spec.provider_ref.name if spec.provider_ref else None, providers)
     slots = provider.slots if provider is not None else ()
@@ -434,6 +447,8 @@ async def finalize_identity(deps: Deps, ref: IdentityRef, body: Mapping[str, Any
     slots = [s for p in providers for s in p.slots]
     observed = await _observe_mapping(deps, ref, recorded, project_id, slots)
     outcome = Outcome()
+    if project_id is not None:
+        deps.quota.release(project_id, quota_name(ref.namespace, ref.name))
     if await _unmap(deps, ref, project_id, observed.rule_provider_id, observed.rule_id, observed.service_account_id):
         outcome.note("Normal", Reason.UNMAPPED, f"Deleted federation rule {observed.rule_id} and service account "
                                                 f"{observed.service_account_id}")

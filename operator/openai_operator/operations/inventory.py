@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -29,7 +30,7 @@ from openai_operator.model.naming import parse_service_account_name
 from openai_operator.model.reasons import Reason
 from openai_operator.operations.outcome import Outcome
 
-__all__ = ["IdentityEntry", "InventoryResult", "KeyEntry", "take_inventory"]
+__all__ = ["IdentityEntry", "InventoryResult", "KeyEntry", "identity_holders", "quota_name", "take_inventory"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,17 @@ class IdentityEntry:
     service_account_id: str | None = None
     holds: bool = False
     """Whether its status records a federation rule (it counts toward ``maxKeys``)."""
+
+
+def quota_name(namespace: str, name: str) -> tuple[str, str]:
+    """How a workload identity is named among ``maxKeys`` holders (apart from a key of the same name)."""
+    return (namespace, f"OpenAIWorkloadIdentity/{name}")
+
+
+def identity_holders(index: Any, project: str | None) -> list[tuple[str, str]]:
+    """The workload identities of ``project`` that hold a mapping (from the identity index, by project)."""
+    found = index.get(project) if index is not None and project else None
+    return [quota_name(e.namespace, e.name) for e in found or () if e.holds]
 
 
 def _identity_orphans(deps: Deps, accounts: Sequence[tuple[str, str]],
