@@ -218,7 +218,8 @@ def pod_template_patch(
     expiration_seconds: int, digest: str,
 ) -> dict[str, Any] | None:
     """The strategic-merge patch that gives ``template`` the identity, or ``None`` when it already has it."""
-    sources = [{"serviceAccountToken": {"path": "token", "audience": audience, "expirationSeconds": expiration_seconds}}]
+    token = {"path": "token", "audience": audience, "expirationSeconds": expiration_seconds}
+    sources = [{"serviceAccountToken": token}]
     volume = {"name": VOLUME_NAME, "projected": {"sources": sources}}
     mount = {"name": VOLUME_NAME, "mountPath": TOKEN_MOUNT_DIR, "readOnly": True}
     env = [{"name": k, "valueFrom": {"configMapKeyRef": {"name": config_map, "key": k}}} for k in keys]
