@@ -503,3 +503,25 @@ def test_named_workloads_get_the_token_volume_and_environment_once(
 def _rule_reads(emulator: Emulator) -> int:
     return sum(c["count"] for c in emulator.admin_calls()
                if c["method"] == "GET" and c["route"].endswith("/federation_rules/{rule_id}"))
+
+
+def test_an_identity_deleted_while_the_operator_was_down_leaves_no_rule_or_account(
+    kubectl: Kubectl, namespace: str, project: str, identity_provider: str, operator: OperatorProcess,
+    emulator: Emulator,
+) -> None:
+    kubectl("create", "serviceaccount", "app", "-n", namespace)
+    apply(kubectl, identity_manifest("app", namespace, project, identity_provider))
+    status = wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)["status"]
+    account_id, project_id = status["serviceAccountId"], status["projectId"]
+    operator.stop()
+    kubectl("patch", "openaiworkloadidentity", "app", "-n", namespace, "--type=merge",
+            "-p", '{"metadata": {"finalizers": null}}')
+    kubectl("delete", "openaiworkloadidentity", "app", "-n", namespace, "--timeout=30s")
+    assert rules_for(emulator, account_id), "the rule outlived its object while the operator was down"
+    operator.start()
+    wait_for(lambda: not rules_for(emulator, account_id), timeout=60, what="the provider's sweep to delete the rule")
+    wait_for(lambda: not account_exists(emulator, project_id, account_id), timeout=60,
+             what="the inventory to delete the orphaned keyless service account")
+    events = json.loads(kubectl("get", "events", "--field-selector", "reason=OrphanRevoked", "-o",
+                                "json").stdout)["items"]
+    assert any(account_id in e["message"] or "wif." in e["message"] for e in events)
