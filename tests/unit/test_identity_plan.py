@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from openai_operator.errors import SpecError
 from openai_operator.model.identity import (
@@ -313,3 +315,12 @@ def test_identity_names_round_trip_and_stay_apart_from_key_names(namespace: str,
     assert not parsed.belongs_to("inst", namespace, name + "x")
     assert not parsed.belongs_to("other", namespace, name)
     assert parse_identity_account_name("k8s.inst.team.app.r1") is None
+
+
+def test_the_keyless_examples_parse() -> None:
+    folder = Path(__file__).resolve().parents[2] / "examples" / "keyless"
+    docs = [d for f in sorted(folder.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())]
+    kinds = {d["kind"]: d for d in docs}
+    parse_identity_provider_spec(kinds["OpenAIIdentityProvider"]["spec"])
+    identity = parse_workload_identity_spec(kinds["OpenAIWorkloadIdentity"]["spec"], name="summarizer")
+    assert identity.rule_scopes == ("api.model.request",)
