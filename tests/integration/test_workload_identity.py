@@ -525,3 +525,36 @@ def test_an_identity_deleted_while_the_operator_was_down_leaves_no_rule_or_accou
     events = json.loads(kubectl("get", "events", "--field-selector", "reason=OrphanRevoked", "-o",
                                 "json").stdout)["items"]
     assert any(account_id in e["message"] or "wif." in e["message"] for e in events)
+
+
+def _identity_body(namespace: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "openai.operator.dev/v1alpha1", "kind": "OpenAIWorkloadIdentity",
+            "metadata": {"name": f"wi-{secrets.token_hex(3)}", "namespace": namespace},
+            "spec": {"projectRef": {"name": "p"}, "serviceAccountName": "app", **spec}}
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    pytest.param({"scopes": ["api.all.read"]}, "spec.scopes", id="scopes without Restricted"),
+    pytest.param({"permissions": "Restricted"}, "spec.scopes", id="Restricted without scopes"),
+    pytest.param({"permissions": "Admin"}, "spec.permissions", id="unknown permissions"),
+    pytest.param({"serviceAccountName": "system:serviceaccount:*"}, "spec.serviceAccountName", id="a wildcard"),
+    pytest.param({"workloads": [{"kind": "DaemonSet", "name": "x"}]}, "spec.workloads[0].kind", id="DaemonSet"),
+    pytest.param({"tokenExpirationSeconds": 60}, "spec.tokenExpirationSeconds", id="token under 10 minutes"),
+])
+def test_the_apiserver_refuses_bad_identities_naming_the_field(
+    kubectl: Kubectl, crds: list[str], namespace: str, spec: dict[str, Any], field: str,
+) -> None:
+    result = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(_identity_body(namespace, **spec)),
+                     check=False)
+    assert result.returncode != 0
+    assert field in result.stderr
+
+
+def test_the_mapped_subject_cannot_be_changed_in_place(kubectl: Kubectl, crds: list[str], namespace: str) -> None:
+    body = _identity_body(namespace)
+    apply(kubectl, body)
+    body["spec"]["serviceAccountName"] = "other"
+    result = kubectl("apply", "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert "spec.serviceAccountName is immutable" in result.stderr
+    kubectl("delete", "openaiworkloadidentity", body["metadata"]["name"], "-n", namespace, "--wait=false")
