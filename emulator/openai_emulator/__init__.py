@@ -2,7 +2,10 @@
 
 Start it with ``openai-emulator --port N`` (see :func:`server.serve`), or in tests with
 :class:`EmulatorServer` (async) or :class:`ThreadedEmulator` (sync). The control endpoints under
-``/_emulator`` are documented in :mod:`openai_emulator.control`.
+``/_emulator`` are documented in :mod:`openai_emulator.control`. Workload identity federation
+(providers, federation rules, the token exchange at ``POST /oauth/token`` and its access tokens) is
+in :mod:`openai_emulator.wif` and :mod:`openai_emulator.routes_wif`, with the assumptions it makes
+in ``docs/emulator-workload-identity.md``.
 """
 
 from __future__ import annotations

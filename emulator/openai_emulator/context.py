@@ -22,7 +22,7 @@ class EmulatorContext:
     state: EmulatorState
     clock: Clock
     faults: FaultInjector = field(default_factory=FaultInjector)
-    #: (kind, method, route template, status) -> count; kind is "admin" or "data".
+    #: (kind, method, route template, status) -> count; kind is "admin", "data" or "oauth" (the exchange).
     calls: Counter[tuple[str, str, str, int]] = field(default_factory=Counter)
     #: Called after each request that may have changed state (persistence hooks in here).
     on_change: Callable[[], None] | None = None

@@ -16,7 +16,7 @@
                                                            "created_at", "expires_at", "last_used_at"}]}],
                        "user_keys": [{...same key fields..., "owner_id"}],
                        "rate_limits": [{"id", "model", "max_requests_per_1_minute", ...}]}],
-         "calls": [{"kind": "admin"|"data", "method", "route", "status", "count"}],
+         "calls": [{"kind": "admin"|"data"|"oauth", "method", "route", "status", "count"}],
          "faults": [{...rule..., "matched", "injected"}],
          "totals": {"projects", "service_accounts", "api_keys", "cost_records", "usage_records",
                     "audit_events"},

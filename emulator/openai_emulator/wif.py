@@ -15,8 +15,11 @@ choice, listed in ``docs/emulator-workload-identity.md`` and repeated here:
 - **Create defaults**: ``enabled`` true; ``verification`` ``{type: discovery, discovery_url: null}``.
   Only ``uploaded_jwks`` verification can exchange (the emulator fetches nothing).
 - **Updates** replace ``attribute_matchers`` (and ``verification``) wholesale, never merge.
-- **Transformations** (CEL) are refused as unsupported: the emulator has no CEL evaluator, so an
-  ``openai.*`` matcher key never resolves.
+- **Transformations** are CEL (``common-expression-language``) over one variable, ``assertion``
+  (the verified claims); each ``attribute`` must start with ``openai.`` and be unique, and each
+  expression must compile and use no other variable (checked on create/update). At exchange time a
+  result that is not a string, bool, int or finite number, or an evaluation error, fails the
+  exchange (``invalid_grant``). Matchers on ``openai.*`` keys compare against these results.
 - **Access tokens** are opaque (not ``sk-``), act as the mapped service account in its project with
   the rule's scopes, are charged under ``api_key_id`` = the service account's id, and stop working
   (401) when they expire or when their rule or provider is deleted or disabled, or their service
@@ -31,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import cel
 import jwt
 
 from .errors import ApiError, bad_request, not_found
@@ -270,7 +274,7 @@ def check_verification(raw: Any) -> dict[str, Any]:
 
 
 def check_transformations(raw: Any) -> list[dict[str, str]]:
-    """Shape-checked, then refused when non-empty: the emulator cannot evaluate CEL."""
+    """At most 20 of ``{attribute: "openai.<name>" (unique), expression: CEL over assertion}``."""
     param = "attribute_transformations"
     if not isinstance(raw, list):
         raise bad_request(f"Invalid type for '{param}': expected an array.", param=param, code="invalid_type")
@@ -289,14 +293,43 @@ def check_transformations(raw: Any) -> list[dict[str, str]]:
         if not isinstance(expression, str) or not 1 <= len(expression) <= 4096:
             raise bad_request(f"Invalid '{where}.expression': 1 to 4096 characters.", param=f"{where}.expression",
                               code="invalid_value")  # fmt: skip
-    if raw:
-        raise bad_request(
-            f"'{param}' are not supported by the emulator: it has no CEL evaluator. Match raw claims "
-            "(for example 'sub') in the federation rule's attribute_matchers instead.",
-            param=param,
-            code="unsupported_parameter",
-        )
-    return []
+        if not attribute.startswith("openai.") or len(attribute) == len("openai."):
+            raise bad_request(f"Invalid '{where}.attribute': must be 'openai.<name>'.", param=f"{where}.attribute",
+                              code="invalid_value")  # fmt: skip
+        if any(other["attribute"] == attribute for other in raw[:i]):
+            raise bad_request(f"Invalid '{where}.attribute': duplicate attribute '{attribute}'.",
+                              param=f"{where}.attribute", code="invalid_value")  # fmt: skip
+        try:
+            program = cel.compile(expression)
+        except (ValueError, RuntimeError) as exc:
+            raise bad_request(f"Invalid '{where}.expression': not a valid CEL expression: {exc}",
+                              param=f"{where}.expression", code="invalid_value") from None  # fmt: skip
+        unknown = sorted(set(program.variables()) - {"assertion"})
+        if unknown:
+            raise bad_request(
+                f"Invalid '{where}.expression': unknown variable '{unknown[0]}' (only 'assertion' is defined).",
+                param=f"{where}.expression", code="invalid_value",
+            )  # fmt: skip
+    return [{"attribute": t["attribute"], "expression": t["expression"]} for t in raw]
+
+
+def evaluate_transformations(transformations: list[dict[str, str]], claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``openai.*`` attributes of verified ``claims``; a failed or non-scalar result fails the exchange."""
+    out: dict[str, Any] = {}
+    for t in transformations:
+        try:
+            value = cel.evaluate(t["expression"], {"assertion": dict(claims)})
+        except Exception as exc:  # the CEL runtime raises KeyError, TypeError, ZeroDivisionError, ...
+            raise _bad_grant(f"Attribute transformation '{t['attribute']}' failed: {exc.__class__.__name__}.") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        if not isinstance(value, str | bool | int | float):
+            raise _bad_grant(
+                f"Attribute transformation '{t['attribute']}' gave {type(value).__name__}, not a string, boolean or "
+                "number."
+            )
+        out[t["attribute"]] = value
+    return out
 
 
 def check_issuer(issuer: Any) -> str:
@@ -342,12 +375,14 @@ def _matches_one(expected: str | bool | int | float, actual: Any) -> bool:
     return False
 
 
-def rule_matches(rule: FederationRule, claims: Mapping[str, Any]) -> bool:
-    """All matchers must hold; keys are raw top-level claims (``openai.*`` would need a transformation)."""
+def rule_matches(
+    rule: FederationRule, claims: Mapping[str, Any], attributes: Mapping[str, Any] | None = None
+) -> bool:
+    """All matchers must hold. Keys are raw top-level claims, or ``openai.*`` attributes, which only
+    transformations define (a claim named ``openai.x`` does not count)."""
     for key, expected in rule.attribute_matchers.items():
-        if key.startswith("openai.") or key not in claims:
-            return False
-        if not _matches_one(expected, claims[key]):
+        source = (attributes or {}) if key.startswith("openai.") else claims
+        if key not in source or not _matches_one(expected, source[key]):
             return False
     return True
 
@@ -576,7 +611,8 @@ class WorkloadIdentityFederation:
         sa_id = body["service_account_id"]
         enabled = [r for r in self.rules.values() if r.provider_id == provider.id and r.service_account_id == sa_id
                    and r.enabled]  # fmt: skip
-        matching = [r for r in enabled if rule_matches(r, claims)]
+        attributes = evaluate_transformations(provider.attribute_transformations, claims)
+        matching = [r for r in enabled if rule_matches(r, claims, attributes)]
         if not matching:
             raise _bad_grant(
                 f"No enabled federation rule of provider '{provider.id}' for service account '{sa_id}' matches the "
@@ -633,6 +669,8 @@ class WorkloadIdentityFederation:
         jwk = next((k for k in provider.verification["jwks"]["keys"] if k.get("kid") == kid), None)
         if jwk is None:
             raise _bad_subject(f"The subject token's kid '{kid}' is not in the provider's JWKS.")
+        if "alg" in jwk and jwk["alg"] != alg:  # no algorithm switching against a key that names its own
+            raise _bad_subject(f"The subject token's algorithm '{alg}' is not the algorithm of key '{kid}'.")
         try:
             key = jwt.PyJWK.from_dict(jwk, algorithm=alg)
             claims: dict[str, Any] = jwt.decode(
@@ -641,7 +679,7 @@ class WorkloadIdentityFederation:
                 algorithms=[alg],
                 # Time and audience are checked below against the emulator's (shiftable) clock.
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
-                         "verify_iss": False},
+                         "verify_iss": False, "verify_sub": False, "verify_jti": False},
             )  # fmt: skip
         except (jwt.PyJWTError, ValueError, TypeError):
             raise _bad_subject("The subject token's signature does not verify with the provider's JWKS.") from None

@@ -96,8 +96,16 @@ async def test_provider_validation_names_the_field(admin: openai.AsyncOpenAI, ra
         (base | {"verification": {"type": "uploaded_jwks", "jwks": {"keys": [TestKey().jwk() | {"d": "x"}]}}},
          "verification.jwks.keys[0]"),
         (base | {"verification": {"type": "magic"}}, "verification.type"),
-        (base | {"attribute_transformations": [{"attribute": "openai.subject", "expression": "assertion.sub"}]},
-         "attribute_transformations"),
+        (base | {"attribute_transformations": [{"attribute": "openai.subject", "expression": "assertion.sub =="}]},
+         "attribute_transformations[0].expression"),
+        (base | {"attribute_transformations": [{"attribute": "openai.subject", "expression": "claims.sub"}]},
+         "attribute_transformations[0].expression"),
+        (base | {"attribute_transformations": [{"attribute": "subject", "expression": "assertion.sub"}]},
+         "attribute_transformations[0].attribute"),
+        (base | {"attribute_transformations": [{"attribute": "openai.s", "expression": "assertion.sub"}] * 2},
+         "attribute_transformations[1].attribute"),
+        (base | {"attribute_transformations": [{"attribute": f"openai.a{i}", "expression": "assertion.sub"}
+                                               for i in range(21)]}, "attribute_transformations"),
         (base | {"colour": "blue"}, "colour"),
     ]  # fmt: skip
     for body, param in cases:
@@ -109,9 +117,18 @@ async def test_provider_validation_names_the_field(admin: openai.AsyncOpenAI, ra
     with pytest.raises(openai.BadRequestError) as info:
         await wip.create(
             name="c", issuer=ISSUER, audience=AUDIENCE, type="oidc",
-            attribute_transformations=[{"attribute": "openai.subject", "expression": "assertion.sub"}],
+            attribute_transformations=[{"attribute": "openai.subject", "expression": "assertion.sub +"}],
         )  # fmt: skip
-    assert "CEL" in info.value.message
+    assert "not a valid CEL expression" in info.value.message
+    made = await wip.create(
+        name="c", issuer=ISSUER, audience=AUDIENCE, type="oidc",
+        attribute_transformations=[
+            {"attribute": "openai.namespace", "expression": 'assertion["kubernetes.io"].namespace'}
+        ],
+    )  # fmt: skip
+    assert [(t.attribute, t.expression) for t in made.attribute_transformations] == [
+        ("openai.namespace", 'assertion["kubernetes.io"].namespace')
+    ]
     pid = await _provider(admin)
     response = await raw.post(f"{P}/{pid}", json={"type": "oidc"})  # type is not updatable
     assert response.status_code == 400

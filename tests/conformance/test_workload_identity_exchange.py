@@ -171,6 +171,8 @@ def _bad_tokens(w: World) -> dict[str, Callable[[], str]]:
         "no sub": lambda: w.rsa.sign({k: v for k, v in w.claims().items() if k != "sub"}),
         "alg none": lambda: jwt.encode(w.claims(), None, algorithm="none", headers={"kid": w.rsa.kid}),
         "not a jwt": lambda: "not-a-jwt",
+        "alg other than the key's": lambda: jwt.encode(w.claims(), w.rsa.private, algorithm="PS256",
+                                                       headers={"kid": w.rsa.kid}),
     }
 
 
@@ -185,8 +187,11 @@ async def test_bad_subject_tokens_are_refused_as_invalid_subject_token(world: Wo
     assert _exchanges(world.emu, 200) == 0
 
 
-async def test_a_string_aud_equal_to_the_audience_is_accepted(world: World) -> None:
+async def test_a_string_aud_and_the_id_token_type_are_accepted(world: World) -> None:
     response = await world.exchange(world.rsa.sign(world.claims(aud=AUDIENCE)))
+    assert response.status_code == 200
+    id_token = "urn:ietf:params:oauth:token-type:id_token"
+    response = await world.exchange(world.rsa.sign(world.claims()), subject_token_type=id_token)
     assert response.status_code == 200
 
 
@@ -229,6 +234,41 @@ async def test_a_trailing_star_matches_a_prefix(world: World) -> None:
         await world.workload().models.list()
 
 
+async def test_attribute_transformations_feed_openai_matchers(world: World) -> None:
+    wip = world.admin.admin.organization.workload_identity_providers
+    await wip.update(world.provider_id, attribute_transformations=[
+        {"attribute": "openai.namespace", "expression": 'assertion["kubernetes.io"].namespace'},
+        {"attribute": "openai.subject", "expression": "assertion.sub"},
+    ])  # fmt: skip
+    await world.rules.update(
+        world.rule_id, workload_identity_provider_id=world.provider_id,
+        attribute_matchers={"openai.namespace": "team", "openai.subject": "system:serviceaccount:team:*"},
+    )  # fmt: skip
+    world.write(world.rsa.sign(world.claims(sub="system:serviceaccount:team:worker")))
+    assert [m.id async for m in world.workload().models.list()]
+    other = k8s_claims(world.emu.state.now(), namespace="elsewhere")
+    assert (await world.exchange(world.rsa.sign(other))).json()["error"] == "invalid_grant"
+    # A raw claim named like an attribute does not count: openai.* comes from transformations only.
+    await wip.update(world.provider_id, attribute_transformations=[])
+    forged = world.claims() | {"openai.namespace": "team", "openai.subject": SUB}
+    assert (await world.exchange(world.rsa.sign(forged))).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [("assertion.aud", "gave list"), ("assertion.missing", "failed: KeyError"), ("null", "gave NoneType")],
+)
+async def test_a_transformation_without_a_scalar_result_fails_the_exchange(
+    world: World, expression: str, why: str
+) -> None:
+    await world.admin.admin.organization.workload_identity_providers.update(
+        world.provider_id, attribute_transformations=[{"attribute": "openai.x", "expression": expression}]
+    )
+    response = await world.exchange(world.rsa.sign(world.claims()))
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert why in response.json()["error_description"]
+
+
 async def test_restricted_permissions_narrow_the_token(world: World) -> None:
     await world.rules.update(
         world.rule_id, workload_identity_provider_id=world.provider_id,
@@ -251,6 +291,17 @@ async def test_the_access_token_is_refused_by_the_admin_api(world: World) -> Non
             response = await c.get(path, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401, path
             assert token not in response.text
+
+
+async def test_an_expired_access_token_is_refused_by_the_admin_api_without_echoing_it(world: World) -> None:
+    now = world.emu.state.now()
+    token = (await world.exchange(world.rsa.sign(k8s_claims(now, ttl=700)))).json()["access_token"]
+    world.emu.clock.advance(701)
+    async with httpx.AsyncClient(base_url=world.emu.base_url, timeout=10) as c:
+        response = await c.get("/organization/projects", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "cannot be used with the Admin API" in response.json()["error"]["message"]
+    assert token[-8:] not in response.text
 
 
 async def _data_plane_status(world: World, token: str) -> httpx.Response:
