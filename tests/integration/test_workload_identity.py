@@ -20,6 +20,7 @@ import openai.auth
 import pytest
 from openai import OpenAI
 
+from failures import metric
 from harness import Emulator, OperatorProcess
 from scenario import KEY_SHAPE, apply, condition, get, wait_ready
 from support import wait_for
@@ -83,7 +84,9 @@ def sdk_client(data: dict[str, str], token_file: Path) -> OpenAI:
 
 
 def chat(client: OpenAI) -> str:
-    response = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "ping"}])
+    """One chat completion; the client (and its connections) is closed afterwards."""
+    with client:
+        response = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "ping"}])
     return response.choices[0].message.content or ""
 
 
@@ -128,6 +131,7 @@ def no_secret_holds_an_openai_credential(kubectl: Kubectl) -> None:
 @pytest.mark.usefixtures("exchange_at_emulator")
 def test_serviceaccount_app_calls_openai_without_a_key_and_only_it_can(
     kubectl: Kubectl, namespace: str, project: str, identity_provider: str, emulator: Emulator, tmp_path: Path,
+    operator: OperatorProcess,
 ) -> None:
     for account in ("app", "other"):
         kubectl("create", "serviceaccount", account, "-n", namespace)
@@ -156,6 +160,12 @@ def test_serviceaccount_app_calls_openai_without_a_key_and_only_it_can(
 
         token = write_token(tmp_path, request_token(kubectl, namespace, "app"))
         assert chat(sdk_client(data, token))
+        mapped = get(kubectl, "events", "-n", namespace, "--field-selector", "reason=Mapped")["items"]
+        assert [e["involvedObject"]["name"] for e in mapped] == ["app"]
+        assert metric(operator, "openai_operator_workload_identities", condition="Ready", status="True") >= 1
+        wait_for(lambda: metric(operator, "openai_operator_identity_provider_mappings", provider=identity_provider,
+                                provider_id=status["identityProviderId"]) == 1,
+                 timeout=30, what="the provider's next pass to count the mapping")
 
         refused = {
             "another ServiceAccount": request_token(kubectl, namespace, "other"),
@@ -316,7 +326,7 @@ def _jwks_kids(kubectl: Kubectl) -> set[str]:
 @pytest.mark.usefixtures("exchange_at_emulator")
 def test_signing_key_rotation_keeps_exchanges_working_and_a_removed_key_is_refused(
     service_account_keys: KubeCluster, kubectl: Kubectl, namespace: str, project: str, identity_provider: str,
-    emulator: Emulator, tmp_path: Path,
+    emulator: Emulator, tmp_path: Path, operator: OperatorProcess,
 ) -> None:
     kube = service_account_keys
     kubectl("create", "serviceaccount", "app", "-n", namespace)
@@ -353,6 +363,7 @@ def test_signing_key_rotation_keeps_exchanges_working_and_a_removed_key_is_refus
                  what="calls after the old key was removed")
 
     assert workload.failures == [], f"{len(workload.failures)} of {len(workload.calls)} calls failed"
+    assert metric(operator, "openai_operator_jwks_uploads_total") >= 2
     assert workload.calls_with(old_kid) >= 2
     with pytest.raises(openai.OAuthError):
         chat(sdk_client(data, write_token(tmp_path, old_token)))
@@ -409,11 +420,11 @@ def test_spend_of_the_access_tokens_shows_in_the_identitys_status(
         apply(kubectl, identity_manifest("app", namespace, project, provider))
         wait_ready(kubectl, "openaiworkloadidentity", "app", "-n", namespace, timeout=60)
         token = write_token(tmp_path, request_token(kubectl, namespace, "app"))
-        client = sdk_client(config_map(kubectl, namespace, "app"), token)
-        # About 5 cents on gpt-4o (2.50 USD per million input tokens, some four characters a token):
-        # status.spend is in whole cents.
-        client.chat.completions.create(model="gpt-4o", max_tokens=16,
-                                       messages=[{"role": "user", "content": "x" * 80_000}])
+        with sdk_client(config_map(kubectl, namespace, "app"), token) as client:
+            # About 5 cents on gpt-4o (2.50 USD per million input tokens, some four characters a token):
+            # status.spend is in whole cents.
+            client.chat.completions.create(model="gpt-4o", max_tokens=16,
+                                           messages=[{"role": "user", "content": "x" * 80_000}])
         spend = wait_for(lambda: (s := get(kubectl, "openaiworkloadidentity", "app", "-n", namespace)
                                   ["status"].get("spend")) and s.get("monthToDateUSD", 0) > 0 and s,
                          timeout=60, what="the identity's spend to show the chat completions")

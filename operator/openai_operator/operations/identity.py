@@ -394,6 +394,9 @@ async def _execute(deps: Deps, ref: IdentityRef, spec: Any, plan: Any, observed:
                 attribute_matchers=action.matchers, scopes=action.scopes, name=action.name)
             rule_id = rule.id
             await save(replace(status, service_account_id=account_id, federation_rule_id=rule_id))
+            outcome.note("Normal", Reason.MAPPED,
+                         f"Mapped {action.matchers['sub']} to service account {account_id} of project "
+                         f"{action.project_id} (rule {rule_id} on provider {action.provider_id})")
         elif isinstance(action, UpdateRule):
             await admin.update_federation_rule(action.provider_id, action.rule_id,
                                                attribute_matchers=action.matchers, scopes=action.scopes)
