@@ -22,7 +22,14 @@ from typing import Any
 import structlog
 
 from openai_operator.deps import Deps
-from openai_operator.errors import NotFoundError, OperatorError, PermanentError, SpecError, TransientError
+from openai_operator.errors import (
+    DestinationConflictError,
+    NotFoundError,
+    OperatorError,
+    PermanentError,
+    SpecError,
+    TransientError,
+)
 from openai_operator.k8s.namespaces import namespace_labels
 from openai_operator.model.conditions import ConditionType
 from openai_operator.model.identity import (
@@ -87,6 +94,8 @@ def _cluster(deps: Deps) -> IdentityCluster:
 def _reason(error: OperatorError) -> str:
     if isinstance(error, SpecError):
         return Reason.INVALID_SPEC
+    if isinstance(error, DestinationConflictError):
+        return Reason.DESTINATION_CONFLICT
     if isinstance(error, TransientError):
         return Reason.ADMIN_API_UNAVAILABLE
     return Reason.ADMIN_API_REJECTED

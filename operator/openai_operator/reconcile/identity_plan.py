@@ -188,12 +188,9 @@ def plan_provider(facts: ProviderFacts) -> ProviderPlan:
                 f"has {MAX_PROVIDERS_PER_ORG} providers: no further mapping can be added", now, gen)
             return ProviderPlan(tuple(actions), status, spec.sync_interval)
         actions.append(CreateProvider(provider_name(facts.instance, facts.name, _next_index(facts))))
-    if any(isinstance(a, UpdateProvider) and a.jwks is not None for a in actions) or not facts.status.last_sync_time:
-        synced_at: datetime | None = now
-    else:
-        synced_at = facts.status.last_sync_time if facts.status.jwks_fingerprint == fingerprint else now
+    # lastSyncTime: every pass that compared the cluster's key set with OpenAI's (and uploaded it if needed).
     status = replace(status, issuer=facts.issuer, audience=spec.audience, providers=tuple(slots),
-                     jwks_fingerprint=fingerprint, key_ids=jwks_key_ids(facts.jwks), last_sync_time=synced_at)
+                     jwks_fingerprint=fingerprint, key_ids=jwks_key_ids(facts.jwks), last_sync_time=now)
     status = status.with_condition(ConditionType.READY, True, Reason.PROVIDER_SYNCED, message, now, gen)
     return ProviderPlan(tuple(actions), status, spec.sync_interval)
 
