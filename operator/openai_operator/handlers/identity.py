@@ -35,6 +35,7 @@ from openai_operator.operations.identity import (
 )
 from openai_operator.operations.inventory import IdentityEntry, identity_holders
 from openai_operator.operations.outcome import Outcome
+from openai_operator.ports import IdentityCluster
 from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.identity_plan import ProviderView
 from openai_operator.reconcile.policy import ProjectView
@@ -117,7 +118,7 @@ async def provider_daemon(name: str, stopped: kopf.DaemonStopped, memo: kopf.Mem
         await wakeups.wait("", name, max(wait.total_seconds(), 0.05), stopped)
 
 
-def _cluster(deps: Deps) -> Any:
+def _cluster(deps: Deps) -> IdentityCluster:
     if deps.identity_cluster is None:
         raise OperatorError("workload identity is not configured")
     return deps.identity_cluster

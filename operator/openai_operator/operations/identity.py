@@ -15,8 +15,9 @@ never read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -33,9 +34,11 @@ from openai_operator.errors import (
 from openai_operator.k8s.namespaces import namespace_labels
 from openai_operator.model.conditions import ConditionType
 from openai_operator.model.identity import (
+    MAX_MAPPINGS_PER_PROVIDER,
     TOKEN_PATH,
     IdentityProviderStatus,
     ProviderSlot,
+    WorkloadIdentitySpec,
     WorkloadIdentityStatus,
     identity_account_name,
     parse_identity_provider_spec,
@@ -53,6 +56,7 @@ from openai_operator.reconcile.identity_plan import (
     CreateServiceAccount,
     DeleteRule,
     IdentityFacts,
+    IdentityPlan,
     ObservedMapping,
     ObservedProvider,
     ObservedRule,
@@ -68,7 +72,7 @@ from openai_operator.reconcile.identity_plan import (
     plan_identity,
     plan_provider,
 )
-from openai_operator.reconcile.policy import ProjectView, check_identity_policy
+from openai_operator.reconcile.policy import ProjectView, Refusal, check_identity_policy
 
 __all__ = ["IdentityRef", "finalize_identity", "finalize_identity_provider", "reconcile_identity",
            "reconcile_identity_provider"]
@@ -254,7 +258,7 @@ async def _free_slot(deps: Deps, slots: Sequence[ProviderSlot]) -> str | None:
     counts = {}
     for slot in slots:
         counts[slot.id] = len(await _admin(deps).list_federation_rules(slot.id))
-        if counts[slot.id] < 50:
+        if counts[slot.id] < MAX_MAPPINGS_PER_PROVIDER:
             break
     return first_free_slot(slots, counts)
 
@@ -348,9 +352,9 @@ async def reconcile_identity(deps: Deps, ref: IdentityRef, body: Mapping[str, An
     return outcome
 
 
-def _facts(deps: Deps, ref: IdentityRef, spec: Any, recorded: WorkloadIdentityStatus, refusal: Any,
-           project_id: str | None, provider: ProviderView | None, problem: str | None, observed: ObservedMapping,
-           free: str | None, now: Any) -> IdentityFacts:
+def _facts(deps: Deps, ref: IdentityRef, spec: WorkloadIdentitySpec, recorded: WorkloadIdentityStatus,
+           refusal: Refusal | None, project_id: str | None, provider: ProviderView | None, problem: str | None,
+           observed: ObservedMapping, free: str | None, now: datetime) -> IdentityFacts:
     return IdentityFacts(ref.namespace, ref.name, deps.instance_id, ref.generation, spec, recorded, refusal,
                          project_id, provider, problem, observed, free, deps.config.base_url, now)
 
@@ -372,10 +376,13 @@ async def _unmap(deps: Deps, ref: IdentityRef, project_id: str | None, provider_
     return did
 
 
-async def _execute(deps: Deps, ref: IdentityRef, spec: Any, plan: Any, observed: ObservedMapping, outcome: Outcome,
-                   save: Any) -> WorkloadIdentityStatus:
+Save = Callable[[WorkloadIdentityStatus], Awaitable[None]]
+
+
+async def _execute(deps: Deps, ref: IdentityRef, spec: WorkloadIdentitySpec, plan: IdentityPlan,
+                   observed: ObservedMapping, outcome: Outcome, save: Save) -> WorkloadIdentityStatus:
     admin, cluster = _admin(deps), _cluster(deps)
-    status: WorkloadIdentityStatus = plan.status
+    status = plan.status
     account_id = observed.service_account_id
     rule_id = observed.rule_id
     for action in plan.actions:
@@ -427,8 +434,8 @@ def _config_data(deps: Deps, status: WorkloadIdentityStatus, account_id: str) ->
                            audience=status.audience or "", token_path=TOKEN_PATH)
 
 
-async def _patch_workloads(deps: Deps, ref: IdentityRef, spec: Any, status: WorkloadIdentityStatus, account_id: str,
-                           outcome: Outcome) -> WorkloadIdentityStatus:
+async def _patch_workloads(deps: Deps, ref: IdentityRef, spec: WorkloadIdentitySpec, status: WorkloadIdentityStatus,
+                           account_id: str, outcome: Outcome) -> WorkloadIdentityStatus:
     """Patch ``spec.workloads``; a failure here is ``Degraded``, not a broken mapping."""
     now = deps.clock()
     try:
