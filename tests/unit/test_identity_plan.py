@@ -324,3 +324,9 @@ def test_the_keyless_examples_parse() -> None:
     parse_identity_provider_spec(kinds["OpenAIIdentityProvider"]["spec"])
     identity = parse_workload_identity_spec(kinds["OpenAIWorkloadIdentity"]["spec"], name="summarizer")
     assert identity.rule_scopes == ("api.model.request",)
+
+
+def test_no_rule_is_swept_when_the_operator_does_not_see_every_namespace() -> None:
+    rule = ObservedRule("wifr_1", "wif.inst.team.gone", "svc_1", NOW - timedelta(hours=1))
+    facts = replace(provider_facts((slot(0, rule_list=(rule,)),)), sweep=False)
+    assert not any(isinstance(a, DeleteRule) for a in plan_provider(facts).actions)

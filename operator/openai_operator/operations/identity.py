@@ -159,7 +159,8 @@ async def reconcile_identity_provider(deps: Deps, name: str, body: Mapping[str, 
         outcome.status, outcome.error, outcome.requeue_after = status.to_patch(), error, spec.sync_interval
         return outcome
     plan = plan_provider(ProviderFacts(name, deps.instance_id, generation, spec, recorded, issuer, jwks, issuer_error,
-                                       tuple(observed), org_count, identities(), listed_at, now))
+                                       tuple(observed), org_count, identities(), listed_at, now,
+                                       sweep=deps.config.clusterwide))
     status = plan.status
     try:
         for action in plan.actions:

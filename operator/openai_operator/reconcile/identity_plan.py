@@ -125,6 +125,8 @@ class ProviderFacts:
     """Every OpenAIWorkloadIdentity (namespace, name) the operator knows, for the orphan-rule sweep."""
     listed_at: datetime
     now: datetime
+    sweep: bool = True
+    """Whether orphan rules may be judged: only when the operator sees every namespace's identities."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ def _next_index(facts: ProviderFacts) -> int:
 def _orphan(rule: ObservedRule, facts: ProviderFacts) -> bool:
     """Named by this installation, for no OpenAIWorkloadIdentity that exists, and older than the listing."""
     parsed = parse_identity_account_name(rule.name or "")
-    if parsed is None or parsed.instance != facts.instance:
+    if not facts.sweep or parsed is None or parsed.instance != facts.instance:
         return False
     if rule.created_at is None or rule.created_at >= facts.listed_at:
         return False
