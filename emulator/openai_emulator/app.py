@@ -9,6 +9,7 @@ The middleware is where everything common to all routes happens, in this order:
    "missing scopes" refusal, a workload identity access token a 401, anything else 401
    ``invalid_api_key``); the data plane needs a live key the emulator minted or a live workload
    identity access token; ``/_emulator/...`` and the token exchange ``/oauth/token`` need nothing;
+   then the organisation's Admin API rate limit, when a test set one (:mod:`.admin_limit`);
 4. the error envelope: domain refusals, unknown routes (``Invalid URL (GET /v1/…)``, 404) and
    even unexpected exceptions are all answered with the spec's ``ErrorResponse`` body — never a
    traceback;
@@ -30,6 +31,7 @@ from email.utils import formatdate
 from aiohttp import web
 
 from . import control, routes_admin, routes_data, routes_wif
+from .admin_limit import admin_rate_limited
 from .context import CTX, EmulatorContext
 from .errors import ApiError
 from .keys import redact
@@ -148,6 +150,10 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
                 raise decision.error
             if kind != "oauth":
                 _authenticate(request, ctx, kind)
+            if kind == "admin":
+                wait = ctx.admin_limit.admit(time.monotonic())
+                if wait is not None:
+                    raise admin_rate_limited(wait)
         response = await handler(request)
     except ApiError as exc:
         response = _error_response(exc)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .admin_limit import AdminRateLimit
 from .clock import Clock
 from .faults import FaultInjector
 from .state import EmulatorState
@@ -22,6 +23,7 @@ class EmulatorContext:
     state: EmulatorState
     clock: Clock
     faults: FaultInjector = field(default_factory=FaultInjector)
+    admin_limit: AdminRateLimit = field(default_factory=AdminRateLimit)
     #: (kind, method, route template, status) -> count; kind is "admin", "data" or "oauth" (the exchange).
     calls: Counter[tuple[str, str, str, int]] = field(default_factory=Counter)
     #: Called after each request that may have changed state (persistence hooks in here).
@@ -31,6 +33,7 @@ class EmulatorContext:
         self.clock.offset = 0.0
         self.state = EmulatorState(self.clock, self.state.admin_key)
         self.faults.clear()
+        self.admin_limit.set(None)
         self.calls.clear()
 
 

@@ -15,7 +15,11 @@
                                              "api_keys": [{"id", "name", "redacted_value", "scopes",
                                                            "created_at", "expires_at", "last_used_at"}]}],
                        "user_keys": [{...same key fields..., "owner_id"}],
-                       "rate_limits": [{"id", "model", "max_requests_per_1_minute", ...}]}],
+                       "rate_limits": [{"id", "model", "max_requests_per_1_minute", ...}],
+                       "users": [<organization.project.user>...],
+                       "model_permissions": <project.model_permissions> | null,
+                       "service_tier_settings": <project.service_tier_settings>}],
+         "invites": [<organization.invite>...],
          "calls": [{"kind": "admin"|"data"|"oauth", "method", "route", "status", "count"}],
          "faults": [{...rule..., "matched", "injected"}],
          "totals": {"projects", "service_accounts", "api_keys", "cost_records", "usage_records",
@@ -63,10 +67,22 @@
 ``POST /_emulator/reset``
     Forget everything (projects, keys, spend, faults, counters, clock offset); the admin key stays.
 ``GET|POST /_emulator/config``
-    ``{"reject_service_account_key_delete": bool, "scope_error_status": 401|403}``.
+    ``{"reject_service_account_key_delete": bool, "scope_error_status": 401|403,
+    "invite_ttl_seconds": int, "admin_requests_per_second": int|null}`` (how long new invites stay
+    pending, default 7 days; the organisation's Admin API rate limit, see ``admin_limit``); the
+    answer also carries ``admin_requests_refused``.
 ``POST /_emulator/users``
     Add an organisation user (project users must exist in the organisation):
     ``{"email", "name"?, "role"?: "owner"|"reader"}`` → the ``organization.user`` object.
+``POST /_emulator/invites/{invite_id}/accept``
+    What the invitee accepting the email does: ``{"name"?: str}`` → ``{"invite": <organization.invite>,
+    "user": <organization.user>}``. The user joins the organisation with the invite's role and each
+    of its ``projects`` with the role given there. 400 unless the invite is pending (accepted or
+    expired on the emulator clock: ``POST /_emulator/clock`` lets an invite expire).
+``POST /_emulator/invites/accept``
+    The same by address: ``{"email", "name"?}`` accepts the pending invite of that email (404 if none).
+``GET /_emulator/invites``
+    ``{"invites": [<organization.invite>...]}`` (every invite, any status).
 ``POST /_emulator/projects/{project_id}/user_keys``
     Mint a user-owned ``sk-proj-`` key, which the Admin API itself cannot do:
     ``{"user_id"?: str (default: the org owner), "name"?: str, "scopes"?: [str]}`` →
@@ -85,7 +101,7 @@ from aiohttp import web
 from . import render
 from .clock import DAY, day_start, next_month_start
 from .context import CTX, EmulatorContext
-from .errors import bad_request, invalid_type, not_found
+from .errors import ApiError, bad_request, invalid_type, not_found
 from .keys import redact
 from .state import CostRecord, EmulatorState
 from .wire import Field, json_body, json_response, read_body
@@ -153,14 +169,20 @@ def dump(ctx: EmulatorContext) -> dict[str, Any]:
                 ],
                 "user_keys": user_keys,
                 "rate_limits": [render.rate_limit(rl) for rl in p.rate_limits.values()],
+                "users": [render.project_user(state, pu) for pu in p.users.values()],
+                "model_permissions": None
+                if p.model_permissions is None
+                else render.model_permissions(p.model_permissions),
+                "service_tier_settings": render.service_tier_settings(p.service_tiers),
             }
         )
     return {
         "now": state.now(),
         "org_id": state.org_id,
         "admin_key": {"id": state.admin_key_id, "redacted_value": redact(state.admin_key)},
-        "options": _options_json(state),
+        "options": _options_json(ctx),
         "projects": projects,
+        "invites": [render.invite(state, i) for i in state.list_invites()],
         "calls": calls_json(ctx),
         "faults": [r.to_json() for r in ctx.faults.rules.values()],
         "totals": {
@@ -372,31 +394,52 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
-def _options_json(state: EmulatorState) -> dict[str, Any]:
+def _options_json(ctx: EmulatorContext) -> dict[str, Any]:
+    state = ctx.state
     return {
         "reject_service_account_key_delete": state.options.reject_service_account_key_delete,
         "scope_error_status": state.options.scope_error_status,
+        "invite_ttl_seconds": state.options.invite_ttl_seconds,
+        "admin_requests_per_second": ctx.admin_limit.per_second,
+        "admin_requests_refused": ctx.admin_limit.refused,
     }
 
 
 @routes.get(C + "/config")
 async def get_config(request: web.Request) -> web.Response:
-    return json_response(_options_json(_ctx(request).state))
+    return json_response(_options_json(_ctx(request)))
 
 
 @routes.post(C + "/config")
 async def set_config(request: web.Request) -> web.Response:
-    state = _ctx(request).state
+    ctx = _ctx(request)
+    state = ctx.state
     body = await read_body(
-        request, {"reject_service_account_key_delete": Field("bool"), "scope_error_status": Field("int")}
+        request,
+        {
+            "reject_service_account_key_delete": Field("bool"),
+            "scope_error_status": Field("int"),
+            "invite_ttl_seconds": Field("int"),
+            "admin_requests_per_second": Field("int", nullable=True),
+        },
     )
+    if "invite_ttl_seconds" in body:
+        if body["invite_ttl_seconds"] < 1:
+            raise bad_request("'invite_ttl_seconds' must be at least 1.", param="invite_ttl_seconds")
+        state.options.invite_ttl_seconds = body["invite_ttl_seconds"]
+    limit = body.get("admin_requests_per_second")
+    if limit is not None and not 1 <= limit <= 100_000:
+        raise bad_request("'admin_requests_per_second' must be between 1 and 100000, or null.",
+                          param="admin_requests_per_second")
     if "scope_error_status" in body:
         if body["scope_error_status"] not in (401, 403):
             raise bad_request("'scope_error_status' must be 401 or 403.", param="scope_error_status")
         state.options.scope_error_status = body["scope_error_status"]
     if "reject_service_account_key_delete" in body:
         state.options.reject_service_account_key_delete = body["reject_service_account_key_delete"]
-    return json_response(_options_json(state))
+    if "admin_requests_per_second" in body:
+        ctx.admin_limit.set(limit)
+    return json_response(_options_json(ctx))
 
 
 @routes.post(C + "/users")
@@ -413,6 +456,33 @@ async def add_user(request: web.Request) -> web.Response:
         body["email"], body.get("name") or body["email"], body.get("role") or "reader"
     )
     return json_response(render.org_user(user))
+
+
+@routes.post(C + "/invites/accept")
+async def accept_invite_by_email(request: web.Request) -> web.Response:
+    state = _ctx(request).state
+    body = await read_body(request, {"email": Field("str", required=True), "name": Field("str")})
+    now, email = state.now(), body["email"].lower()
+    pending = [i for i in state.list_invites() if i.email.lower() == email and i.status(now) == "pending"]
+    if not pending:
+        raise ApiError(404, f"No pending invite for '{body['email']}'.", param="email", code="not_found")
+    user = state.accept_invite(pending[-1].id, body.get("name"))
+    return json_response({"invite": render.invite(state, pending[-1]), "user": render.org_user(user)})
+
+
+@routes.post(C + "/invites/{invite_id}/accept")
+async def accept_invite(request: web.Request) -> web.Response:
+    state = _ctx(request).state
+    body = await read_body(request, {"name": Field("str")})
+    invite_id = request.match_info["invite_id"]
+    user = state.accept_invite(invite_id, body.get("name"))
+    return json_response({"invite": render.invite(state, state.get_invite(invite_id)), "user": render.org_user(user)})
+
+
+@routes.get(C + "/invites")
+async def list_invites(request: web.Request) -> web.Response:
+    state = _ctx(request).state
+    return json_response({"invites": [render.invite(state, i) for i in state.list_invites()]})
 
 
 @routes.post(C + "/projects/{project_id}/user_keys")

@@ -15,6 +15,7 @@ from .state import (
     ApiKey,
     AuditEvent,
     EmulatorState,
+    Invite,
     ModelPermissions,
     OrgUser,
     Project,
@@ -22,6 +23,7 @@ from .state import (
     RateLimit,
     Role,
     ServiceAccount,
+    ServiceTierSettings,
     SpendAlert,
     SpendLimit,
 )
@@ -171,6 +173,26 @@ def spend_alert(alert: SpendAlert, *, scope: str) -> dict[str, Any]:
 
 def model_permissions(mp: ModelPermissions) -> dict[str, Any]:
     return {"object": "project.model_permissions", "mode": mp.mode, "model_ids": list(mp.model_ids)}
+
+
+def service_tier_settings(st: ServiceTierSettings) -> dict[str, Any]:
+    tiers = st.enabled_tiers if isinstance(st.enabled_tiers, str) else list(st.enabled_tiers)
+    return {"object": "project.service_tier_settings", "default": st.default, "enabled_tiers": tiers}
+
+
+def invite(state: EmulatorState, inv: Invite) -> dict[str, Any]:
+    """``organization.invite`` (SDK 3.57 ``Invite``): status from the emulator clock."""
+    return {
+        "object": "organization.invite",
+        "id": inv.id,
+        "email": inv.email,
+        "role": inv.role,
+        "status": inv.status(state.now()),
+        "created_at": inv.created_at,
+        "expires_at": inv.expires_at,
+        "accepted_at": inv.accepted_at,
+        "projects": [dict(p) for p in inv.projects],
+    }
 
 
 def project_user(state: EmulatorState, pu: ProjectUser) -> dict[str, Any]:

@@ -11,7 +11,16 @@ from aiohttp import web
 from . import render, reports
 from .context import CTX
 from .errors import ApiError, bad_request
-from .state import ORG_ROLES, PROJECT_ROLES, RATE_LIMIT_FIELDS, EmulatorState, Role
+from .state import (
+    ORG_INVITE_ROLES,
+    ORG_ROLES,
+    PROJECT_MEMBER_ROLES,
+    PROJECT_ROLES,
+    RATE_LIMIT_FIELDS,
+    SERVICE_TIER_DEFAULTS,
+    EmulatorState,
+    Role,
+)
 from .wire import Field, check_object, json_response, q_bool, q_enum, q_int, q_limit, q_list, q_str, read_body
 
 routes = web.RouteTableDef()
@@ -355,6 +364,78 @@ async def set_model_permissions(request: web.Request) -> web.Response:
 async def delete_model_permissions(request: web.Request) -> web.Response:
     _state(request).delete_model_permissions(_pid(request))
     return json_response(render.deleted("project.model_permissions.deleted", None))
+
+
+# ---------------------------------------------------------------- service tier settings (SDK 3.57)
+
+
+@routes.get(P + "/{project_id}/service_tier_settings")
+async def get_service_tier_settings(request: web.Request) -> web.Response:
+    return json_response(render.service_tier_settings(_state(request).get_service_tiers(_pid(request))))
+
+
+@routes.post(P + "/{project_id}/service_tier_settings")
+async def update_service_tier_settings(request: web.Request) -> web.Response:
+    body = await read_body(
+        request,
+        {"default": Field("str", enum=SERVICE_TIER_DEFAULTS), "enabled_tiers": Field("any")},
+    )
+    tiers = body.get("enabled_tiers")
+    if tiers is not None and not (
+        tiers == "all" or (isinstance(tiers, list) and all(isinstance(t, str) for t in tiers))
+    ):
+        raise bad_request("Invalid 'enabled_tiers': expected 'all' or an array of tiers.", param="enabled_tiers")
+    st = _state(request).set_service_tiers(_pid(request), body.get("default"), tiers)
+    return json_response(render.service_tier_settings(st))
+
+
+# ---------------------------------------------------------------- invites
+
+
+INVITES = "/v1/organization/invites"
+
+
+@routes.get(INVITES)
+async def list_invites(request: web.Request) -> web.Response:
+    state = _state(request)
+    limit = q_limit(request, 20, 100)
+    items = state.page(state.list_invites(), lambda i: i.id, after=q_str(request, "after"))
+    return json_response(render.cursor_list(items, lambda i: render.invite(state, i), limit=limit))
+
+
+@routes.post(INVITES)
+async def create_invite(request: web.Request) -> web.Response:
+    body = await read_body(
+        request,
+        {
+            "email": Field("str", required=True),
+            "role": Field("str", required=True, enum=ORG_INVITE_ROLES),
+            "projects": Field("any"),
+        },
+    )
+    raw = body.get("projects")
+    projects: list[dict[str, str]] | None = None
+    if raw is not None:
+        if not isinstance(raw, list):
+            raise bad_request("Invalid type for 'projects': expected an array of objects.", param="projects")
+        projects = [check_object(item, PROJECT_GRANT, prefix=f"projects[{i}].") for i, item in enumerate(raw)]
+    state = _state(request)
+    return json_response(render.invite(state, state.create_invite(body["email"], body["role"], projects)))
+
+
+PROJECT_GRANT = {"id": Field("str", required=True), "role": Field("str", required=True, enum=PROJECT_MEMBER_ROLES)}
+
+
+@routes.get(INVITES + "/{invite_id}")
+async def retrieve_invite(request: web.Request) -> web.Response:
+    state = _state(request)
+    return json_response(render.invite(state, state.get_invite(request.match_info["invite_id"])))
+
+
+@routes.delete(INVITES + "/{invite_id}")
+async def delete_invite(request: web.Request) -> web.Response:
+    invite = _state(request).delete_invite(request.match_info["invite_id"])
+    return json_response(render.deleted("organization.invite.deleted", invite.id))
 
 
 # ---------------------------------------------------------------- project users and organization users

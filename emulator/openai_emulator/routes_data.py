@@ -81,6 +81,18 @@ def _no_model(model: str) -> ApiError:
     )
 
 
+def model_denied(p: Project, model: str) -> ApiError:
+    """A model the project's model permissions exclude: 403 with the body the real API answers.
+
+    Status, message, ``type`` and ``code`` as widely reported from the live API (e.g.
+    ``{"message": "Project `proj_…` does not have access to model `gpt-4o-mini`", "type":
+    "invalid_request_error", "param": null, "code": "model_not_found"}``); neither the spec nor
+    the SDK documents this refusal, so this is the emulator's assumption. The SDK raises
+    ``PermissionDeniedError``.
+    """
+    return ApiError(403, f"Project `{p.id}` does not have access to model `{model}`", code="model_not_found")
+
+
 CHAT_FIELDS = {
     "model": Field("str", required=True),
     "messages": Field("any", required=True),
@@ -126,12 +138,7 @@ async def chat_completions(request: web.Request) -> web.Response:
     if model not in MODELS:
         raise _no_model(model)
     if not _visible(p, model):
-        raise ApiError(
-            403,
-            f"Project `{p.id}` does not have access to model `{model}`",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_denied(p, model)
     if state.spend_limit_reached(p):
         raise ApiError(
             429,

@@ -161,6 +161,41 @@ class ModelPermissions:
     model_ids: list[str] = field(default_factory=list)
 
 
+#: How long an invite stays pending (OpenAI does not document it; 7 days is an assumption).
+INVITE_TTL_SECONDS = 7 * DAY
+ORG_INVITE_ROLES = ("reader", "owner")
+PROJECT_MEMBER_ROLES = ("member", "owner")
+SERVICE_TIER_DEFAULTS = ("standard", "fast", "scale")
+OPTIONAL_SERVICE_TIERS = ("flex", "fast", "ultrafast")
+
+
+@dataclass
+class Invite:
+    """An ``organization.invite``: its status is derived from ``accepted_at``, ``expires_at`` and the clock."""
+
+    id: str
+    email: str
+    role: str
+    created_at: int
+    expires_at: int
+    projects: list[dict[str, str]] = field(default_factory=list)
+    accepted_at: int | None = None
+
+    def status(self, now: int) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        return "expired" if now >= self.expires_at else "pending"
+
+
+@dataclass
+class ServiceTierSettings:
+    """``project.service_tier_settings`` (SDK 3.57): a default tier and the additional tiers enabled."""
+
+    default: str = "standard"
+    #: ``"all"`` (future tiers included) or a list of optional tiers; an empty list allows only Standard.
+    enabled_tiers: str | list[str] = field(default_factory=list)
+
+
 @dataclass
 class OrgUser:
     id: str
@@ -194,6 +229,7 @@ class Project:
     spend_alerts: dict[str, SpendAlert] = field(default_factory=dict)
     model_permissions: ModelPermissions | None = None
     users: dict[str, ProjectUser] = field(default_factory=dict)
+    service_tiers: ServiceTierSettings = field(default_factory=ServiceTierSettings)
 
     @property
     def archived(self) -> bool:
@@ -249,6 +285,8 @@ class Options:
     #: Status for "insufficient permissions / missing scopes". Real reports show 401; 403 is offered
     #: for clients that expect ``PermissionDeniedError``.
     scope_error_status: int = 401
+    #: Seconds an invite stays pending before it expires (on the emulator clock).
+    invite_ttl_seconds: int = INVITE_TTL_SECONDS
 
 
 @dataclass
@@ -283,6 +321,7 @@ class EmulatorState:
         self.admin_key_id = new_id("key_")
         self.projects: dict[str, Project] = {}
         self.org_users: dict[str, OrgUser] = {}
+        self.invites: dict[str, Invite] = {}
         self.org_spend_alerts: dict[str, SpendAlert] = {}
         self.costs: list[CostRecord] = []
         self.usage: list[UsageRecord] = []
@@ -750,6 +789,117 @@ class EmulatorState:
     def delete_model_permissions(self, project_id: str) -> None:
         self.active_project(project_id).model_permissions = None
 
+    def get_service_tiers(self, project_id: str) -> ServiceTierSettings:
+        return self.get_project(project_id).service_tiers
+
+    def set_service_tiers(
+        self, project_id: str, default: str | None, enabled_tiers: str | list[str] | None
+    ) -> ServiceTierSettings:
+        """Update atomically; omitted fields keep their values (the SDK asks for at least one)."""
+        p = self.active_project(project_id)
+        if default is None and enabled_tiers is None:
+            raise bad_request("Supply at least one of 'default' or 'enabled_tiers'.", param="default")
+        if default is not None and default not in SERVICE_TIER_DEFAULTS:
+            raise bad_request(
+                f"Invalid 'default': '{default}' is not one of {', '.join(SERVICE_TIER_DEFAULTS)}.",
+                param="default",
+                code="invalid_value",
+            )
+        if isinstance(enabled_tiers, str) and enabled_tiers != "all":
+            raise bad_request("Invalid 'enabled_tiers': expected 'all' or an array of tiers.", param="enabled_tiers")
+        if isinstance(enabled_tiers, list):
+            bad = [t for t in enabled_tiers if t not in OPTIONAL_SERVICE_TIERS]
+            if bad or len(set(enabled_tiers)) != len(enabled_tiers):
+                raise bad_request(
+                    f"Invalid 'enabled_tiers': each tier must be one of {', '.join(OPTIONAL_SERVICE_TIERS)}, "
+                    "listed once.",
+                    param="enabled_tiers",
+                    code="invalid_value",
+                )
+        current = p.service_tiers
+        p.service_tiers = ServiceTierSettings(
+            default if default is not None else current.default,
+            (list(enabled_tiers) if isinstance(enabled_tiers, list) else enabled_tiers)
+            if enabled_tiers is not None
+            else current.enabled_tiers,
+        )
+        self._record("project.updated", p, p.id, {"id": p.id, "changes_requested": {"service_tier_settings": True}})
+        return p.service_tiers
+
+    # ------------------------------------------------------------------ invites
+
+    def list_invites(self) -> list[Invite]:
+        return list(self.invites.values())
+
+    def create_invite(self, email: str, role: str, projects: list[dict[str, str]] | None) -> Invite:
+        """Invite ``email``; ``projects`` omitted means the default project (legacy rule), ``[]`` none.
+
+        Refused (400) when the address already belongs to an organisation user or has a pending
+        invite: the real API's exact answer is not documented, this is the emulator's assumption.
+        """
+        if "@" not in email.strip("@") or any(c.isspace() for c in email):
+            raise bad_request(f"Invalid 'email': '{email}' is not an email address.", param="email")
+        if role not in ORG_INVITE_ROLES:
+            raise bad_request(f"Invalid 'role': '{role}' is not one of reader, owner.", param="role")
+        if any(u.email.lower() == email.lower() for u in self.org_users.values()):
+            raise bad_request(f"A user with email '{email}' is already in the organization.", param="email")
+        now = self.now()
+        if any(i.email.lower() == email.lower() and i.status(now) == "pending" for i in self.invites.values()):
+            raise bad_request(f"An invite for '{email}' is already pending.", param="email")
+        if projects is None:
+            grants = [{"id": self.default_project.id, "role": "member"}]
+        else:
+            grants = []
+            for i, grant in enumerate(projects):
+                pid, prole = grant.get("id"), grant.get("role")
+                if not isinstance(pid, str) or prole not in PROJECT_MEMBER_ROLES:
+                    raise bad_request(
+                        f"Invalid 'projects[{i}]': expected {{id, role: member|owner}}.", param=f"projects[{i}]"
+                    )
+                self.active_project(pid)
+                grants.append({"id": pid, "role": str(prole)})
+        invite = Invite(
+            id=self._register(new_id("invite-")),
+            email=email,
+            role=role,
+            created_at=now,
+            expires_at=now + self.options.invite_ttl_seconds,
+            projects=grants,
+        )
+        self.invites[invite.id] = invite
+        self._record("invite.sent", None, invite.id, {"id": invite.id, "data": {"email": email, "role": role}})
+        return invite
+
+    def get_invite(self, invite_id: str) -> Invite:
+        invite = self.invites.get(invite_id)
+        if invite is None:
+            raise not_found("invite", invite_id, param="invite_id")
+        return invite
+
+    def delete_invite(self, invite_id: str) -> Invite:
+        invite = self.get_invite(invite_id)
+        if invite.accepted_at is not None:
+            raise bad_request(f"Invite '{invite_id}' has been accepted and cannot be deleted.", param="invite_id")
+        del self.invites[invite_id]
+        self._record("invite.deleted", None, invite_id, {"id": invite_id})
+        return invite
+
+    def accept_invite(self, invite_id: str, name: str | None = None) -> OrgUser:
+        """What the invitee clicking the link does: the org user (invite role) and its project memberships."""
+        invite = self.get_invite(invite_id)
+        status = invite.status(self.now())
+        if status != "pending":
+            raise bad_request(f"Invite '{invite_id}' is {status} and cannot be accepted.", param="invite_id")
+        user = self.add_org_user(invite.email, name or invite.email, role=invite.role)
+        invite.accepted_at = self.now()
+        for grant in invite.projects:
+            p = self.projects.get(grant["id"])
+            if p is not None and not p.archived and user.id not in p.users:
+                p.users[user.id] = ProjectUser(user.id, grant["role"], self.now())
+                self._record("user.added", p, user.id, {"id": user.id, "data": {"role": grant["role"]}})
+        self._record("invite.accepted", None, invite_id, {"id": invite_id})
+        return user
+
     # ------------------------------------------------------------------ project users
 
     def list_project_users(self, project_id: str) -> list[ProjectUser]:
@@ -904,6 +1054,7 @@ class EmulatorState:
             "owner_id": self.owner.id,
             "default_project_id": self.default_project.id,
             "org_users": [asdict(u) for u in self.org_users.values()],
+            "invites": [asdict(i) for i in self.invites.values()],
             "org_spend_alerts": [asdict(a) for a in self.org_spend_alerts.values()],
             "projects": [asdict(p) for p in self.projects.values()],
             "costs": [asdict(c) for c in self.costs],
@@ -923,6 +1074,7 @@ class EmulatorState:
         state._next_seq = int(data["next_seq"])
         state.org_users = {u["id"]: OrgUser(**u) for u in data["org_users"]}
         state.owner = state.org_users[data["owner_id"]]
+        state.invites = {i["id"]: Invite(**i) for i in data.get("invites", [])}
         state.org_spend_alerts = {a["id"]: SpendAlert(**a) for a in data["org_spend_alerts"]}
         state.projects = {}
         for raw in data["projects"]:
@@ -939,6 +1091,7 @@ class EmulatorState:
                         "spend_alerts",
                         "model_permissions",
                         "users",
+                        "service_tiers",
                     }
                 }
             )
@@ -949,6 +1102,8 @@ class EmulatorState:
             p.spend_alerts = {k: SpendAlert(**v) for k, v in raw["spend_alerts"].items()}
             p.model_permissions = ModelPermissions(**raw["model_permissions"]) if raw["model_permissions"] else None
             p.users = {k: ProjectUser(**v) for k, v in raw["users"].items()}
+            if raw.get("service_tiers"):
+                p.service_tiers = ServiceTierSettings(**raw["service_tiers"])
             state.projects[p.id] = p
         state.default_project = state.projects[data["default_project_id"]]
         state._key_by_value = {k.value: k for p in state.projects.values() for k in p.api_keys.values()}

@@ -92,6 +92,19 @@ def _env(name: str) -> str:
               help="Global floor on rotation frequency: no key rotates on schedule more often (0s: no floor).")
 @click.option("--verify-attempts", type=click.IntRange(min=1), default=3, envvar=_env("VERIFY_ATTEMPTS"),
               help="Verification attempts of a new key within one pass before the issue is retried later.")
+@click.option("--admin-api-rate", type=click.FloatRange(min=0), default=0.0, envvar=_env("ADMIN_API_RATE"),
+              help="Admin API request budget in requests per second, shared by all handlers and pollers "
+                   "(0: no pacing). Any second may see rate + burst requests: keep both together under "
+                   "OpenAI's per-second limit. A 429's Retry-After pauses every call either way.")
+@click.option("--admin-api-burst", type=click.IntRange(min=1), default=10, envvar=_env("ADMIN_API_BURST"),
+              help="Admin API requests that may go at once after a quiet spell (with --admin-api-rate).")
+@click.option("--shard", default=None, envvar=_env("SHARD"),
+              help="This operator's shard name, when several operators split the namespaces (--namespace) "
+                   "between them; see docs/sharding.md.")
+@click.option("--shard-lease-namespace", default=None, envvar=_env("SHARD_LEASE_NAMESPACE"),
+              help="Namespace of the shard Leases (default: POD_NAMESPACE, else default).")
+@click.option("--manage-projects/--no-manage-projects", default=True, envvar=_env("MANAGE_PROJECTS"),
+              help="Reconcile OpenAIProjects (exactly one shard does); without, projects are only read.")
 def run(
     namespaces: tuple[str, ...], standalone: bool, peering_name: str, priority: int, log_format: str, log_level: str,
     metrics_port: int, metrics_address: str, health_port: int, key_resync_interval: timedelta,
@@ -99,11 +112,13 @@ def run(
     inventory_interval: timedelta, spend_poll_interval: timedelta, vault_path_prefix: str,
     delivered_base_url: str | None,
     fingerprint_key_file: Path | None, instance_id: str | None, min_rotation_interval: timedelta,
-    verify_attempts: int,
+    verify_attempts: int, admin_api_rate: float, admin_api_burst: int, shard: str | None,
+    shard_lease_namespace: str | None, manage_projects: bool,
 ) -> None:
     """Run the operator. The admin key comes from OPENAI_ADMIN_KEY, the API base from OPENAI_BASE_URL,
     the fingerprint key from --fingerprint-key-file or OPENAI_OPERATOR_FINGERPRINT_KEY."""
     import os
+    import socket
 
     from openai_operator.config import (
         DEFAULT_BASE_URL,
@@ -135,6 +150,11 @@ def run(
             inventory_interval=inventory_interval,
             spend_poll_interval=spend_poll_interval,
             clusterwide=not namespaces,
+            watched_namespaces=namespaces,
+            shard=shard or None,
+            shard_member=os.environ.get("POD_NAME") or socket.gethostname(),
+            shard_lease_namespace=shard_lease_namespace or os.environ.get("POD_NAMESPACE") or "default",
+            manage_projects=manage_projects,
             vault_path_prefix=vault_path_prefix,
             vault_addr=os.environ.get("VAULT_ADDR"),
             vault_token=SecretValue(vault_token) if vault_token else None,
@@ -146,6 +166,8 @@ def run(
             instance_id=instance_id,
             min_rotation_interval=min_rotation_interval,
             verify_attempts=verify_attempts,
+            admin_api_rate=admin_api_rate or None,
+            admin_api_burst=admin_api_burst,
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None

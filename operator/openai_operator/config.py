@@ -47,6 +47,7 @@ FINGERPRINT_KEY_FILE_ENV: Final = "OPENAI_OPERATOR_FINGERPRINT_KEY_FILE"
 MIN_FINGERPRINT_KEY_LENGTH: Final = 32
 """Characters (bytes once encoded) a fingerprint key needs at least; the chart makes 64."""
 INSTANCE_ID_PATTERN: Final = re.compile(r"[a-z0-9]{1,12}")
+_SHARD_RE: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 """What ``--instance-id`` may be: it is part of every service-account name the operator creates."""
 
 
@@ -113,7 +114,21 @@ class OperatorConfig:
     object's ``status.spend`` brought up to date. OpenAI's cost buckets are daily and lag, so
     polling faster than a few minutes buys nothing."""
     clusterwide: bool = True
-    """Whether every namespace is watched; only then can the inventory tell an orphan for sure."""
+    """Whether every namespace is watched (no ``--namespace``)."""
+    watched_namespaces: tuple[str, ...] = ()
+    """The ``--namespace`` patterns (Kopf's syntax); empty: every namespace. The inventory judges
+    orphans only in namespaces these serve, since only there does it know every key."""
+    shard: str | None = None
+    """This operator's shard (``--shard``): it records itself in ``status.shard`` of what it acts on,
+    and takes an object over from another shard only when no live replica of that one serves the
+    object's namespace (``docs/sharding.md``). ``None``: not sharded, no shard records."""
+    shard_member: str = "local"
+    """This replica's name within its shard (the pod name)."""
+    shard_lease_namespace: str = "default"
+    """Where the replicas of every shard keep their Leases (the operator's own namespace)."""
+    manage_projects: bool = True
+    """Whether this operator reconciles OpenAIProjects (and the other cluster-scoped kinds). With
+    several shards exactly one does; the others only read projects, for the key policy."""
     key_expiry_margin: timedelta = timedelta(days=7)
     """Added to rotation period + grace for ``expires_in_seconds`` (the backstop lifetime)."""
     default_key_lifetime: timedelta = timedelta(days=90)
@@ -142,6 +157,14 @@ class OperatorConfig:
     verify_attempts: int = 3
     """How many times a new key is verified (``GET /v1/models``) within one pass before the issue is
     given up for this pass (transient failures only)."""
+    admin_api_rate: float | None = None
+    """The Admin API request budget: at most this many requests per second on average, shared by every
+    handler and poller of the process (``None``: no pacing). Set it below the organisation's Admin API
+    rate limit so OpenAI never has to answer 429; a 429's ``Retry-After`` holds every call either way.
+    The budget is a token bucket: any one second may see up to ``admin_api_burst + admin_api_rate``
+    requests, so under a limit of L requests per second keep the two together at or below L."""
+    admin_api_burst: int = 10
+    """How many Admin API requests may go at once after a quiet spell (only with ``admin_api_rate``)."""
 
     def __post_init__(self) -> None:
         if not self.fingerprint_key:
@@ -154,6 +177,12 @@ class OperatorConfig:
             raise ConfigError("spend_poll_interval must be positive")
         if self.verify_attempts < 1:
             raise ConfigError("verify_attempts must be at least 1")
+        if self.admin_api_rate is not None and self.admin_api_rate <= 0:
+            raise ConfigError("admin_api_rate must be positive (or unset for no pacing)")
+        if self.shard is not None and not _SHARD_RE.fullmatch(self.shard):
+            raise ConfigError(f"shard {self.shard!r} must be 1 to 40 lower-case letters, digits or '-'")
+        if self.admin_api_burst < 1:
+            raise ConfigError("admin_api_burst must be at least 1")
 
     @property
     def secret_base_url(self) -> str:

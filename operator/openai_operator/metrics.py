@@ -67,6 +67,13 @@ class OperatorMetrics:
             buckets=_API_LATENCY_BUCKETS,
             registry=r,
         )
+        self.admin_api_budget_wait = Counter(
+            "admin_api_budget_wait_seconds",
+            "Time Admin API requests spent waiting for the request budget (--admin-api-rate, or a 429's "
+            "Retry-After that holds every call).",
+            namespace=NAMESPACE,
+            registry=r,
+        )
         self.keys = Gauge(
             "keys",
             "OpenAIKey objects by condition type and status (e.g. Ready=True).",
@@ -180,6 +187,10 @@ class OperatorMetrics:
         """Record one API attempt; the signature matches ``AdminClient``'s observer hook."""
         self.admin_api_requests.labels(operation=operation, status=status).inc()
         self.admin_api_latency.labels(operation=operation).observe(duration_seconds)
+
+    def observe_admin_budget_wait(self, seconds: float, /) -> None:
+        """Record time an Admin API request waited for the request budget (pacing or a 429's hold)."""
+        self.admin_api_budget_wait.inc(seconds)
 
     def observe_reconcile(self, kind: str, duration_seconds: float, *, ok: bool = True) -> None:
         """Record one reconcile pass of an ``OpenAIProject`` or ``OpenAIKey``."""

@@ -16,9 +16,14 @@ from openai_operator.openai.models import (
     CostBucket,
     CreatedServiceAccount,
     FederationRule,
+    Invite,
+    ModelPermissions,
+    OrgUser,
     Project,
+    ProjectUser,
     RateLimit,
     ServiceAccount,
+    ServiceTierSettings,
     SpendAlert,
     SpendLimit,
     WorkloadIdentityProvider,
@@ -29,7 +34,16 @@ if TYPE_CHECKING:
     from openai_operator.k8s.identity import Issuer, WorkloadPatchResult
     from openai_operator.model.identity import WorkloadRef
 
-__all__ = ["AdminApi", "CostsAdmin", "IdentityAdmin", "IdentityCluster", "KeyAdmin", "ObjectStore", "ProjectAdmin"]
+__all__ = [
+    "AdminApi",
+    "CostsAdmin",
+    "IdentityAdmin",
+    "IdentityCluster",
+    "KeyAdmin",
+    "ObjectStore",
+    "ProjectAccessAdmin",
+    "ProjectAdmin",
+]
 
 
 class KeyAdmin(Protocol):
@@ -55,7 +69,43 @@ class KeyAdmin(Protocol):
     async def verify_key(self, key: SecretValue) -> None: ...
 
 
-class ProjectAdmin(Protocol):
+class ProjectAccessAdmin(Protocol):
+    """Who may use a project and what it may call: its users, invites, model permissions, service tiers."""
+
+    async def list_project_users(self, project_id: str, *, page_size: int = 100) -> list[ProjectUser]: ...
+
+    async def add_project_user(self, project_id: str, user_id: str, role: str) -> ProjectUser: ...
+
+    async def update_project_user(self, project_id: str, user_id: str, role: str) -> ProjectUser: ...
+
+    async def remove_project_user(self, project_id: str, user_id: str) -> bool: ...
+
+    async def list_org_users(self, *, emails: Sequence[str] = (), page_size: int = 100) -> list[OrgUser]: ...
+
+    async def list_invites(self, *, page_size: int = 100) -> list[Invite]: ...
+
+    async def create_invite(
+        self, email: str, *, role: str = "reader", projects: Mapping[str, str] | None = None
+    ) -> Invite: ...
+
+    async def delete_invite(self, invite_id: str) -> bool: ...
+
+    async def get_model_permissions(self, project_id: str) -> ModelPermissions: ...
+
+    async def set_model_permissions(
+        self, project_id: str, mode: str, model_ids: Sequence[str]
+    ) -> ModelPermissions: ...
+
+    async def delete_model_permissions(self, project_id: str) -> bool: ...
+
+    async def get_service_tier_settings(self, project_id: str) -> ServiceTierSettings: ...
+
+    async def update_service_tier_settings(
+        self, project_id: str, *, default: str | None = None, enabled_tiers: str | Sequence[str] | None = None
+    ) -> ServiceTierSettings: ...
+
+
+class ProjectAdmin(ProjectAccessAdmin, Protocol):
     """The Admin API calls of the project lifecycle."""
 
     async def get_project(self, project_id: str) -> Project: ...

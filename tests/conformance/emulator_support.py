@@ -18,6 +18,7 @@ from urllib.parse import quote
 import openai
 import pydantic
 from jsonschema import Draft202012Validator
+from openai.types.admin.organization.projects import ProjectServiceTierSettings
 from openai.types.admin.organization.workload_identity_provider import WorkloadIdentityProvider
 from openai.types.admin.organization.workload_identity_provider_deleted import WorkloadIdentityProviderDeleted
 from openai.types.admin.organization.workload_identity_providers.federation_rule import FederationRule
@@ -33,13 +34,15 @@ SPEC_URI = "urn:openai-openapi"
 EXTRA_OPERATIONS = {
     ("post", "/organization/projects/{project_id}/api_keys/{api_key_id}"): "ProjectApiKey",
 }
-
 _WIP = "/organization/workload_identity_providers"
 _RULES = _WIP + "/{provider_id}/federation_rules"
-#: Operations the spec file lacks entirely (workload identity federation): their success bodies are
-#: checked against the SDK's own response models instead, every declared field present and no other.
-#: (model, whether the body is a list envelope of that model).
+_TIERS = "/organization/projects/{project_id}/service_tier_settings"
+#: Operations the spec file lacks entirely (workload identity federation, service tiers): their
+#: success bodies are checked against the SDK's own response models instead, every declared field
+#: present and no other. (model, whether the body is a list envelope of that model).
 SDK_OPERATIONS: dict[tuple[str, str], tuple[type[pydantic.BaseModel], bool]] = {
+    ("get", _TIERS): (ProjectServiceTierSettings, False),
+    ("post", _TIERS): (ProjectServiceTierSettings, False),
     ("post", _WIP): (WorkloadIdentityProvider, False),
     ("get", _WIP): (WorkloadIdentityProvider, True),
     ("get", _WIP + "/{provider_id}"): (WorkloadIdentityProvider, False),

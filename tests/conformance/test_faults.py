@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -105,3 +106,34 @@ async def test_data_plane_faults_and_rule_management(control: httpx.AsyncClient)
         r = await control.post("/_emulator/faults", json=bad)
         assert r.status_code == 400, bad
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_the_admin_rate_limit_refuses_with_retry_after_and_recovers(
+    admin: openai.AsyncOpenAI, control: httpx.AsyncClient, emu: EmulatorServer
+) -> None:
+    r = await control.post("/_emulator/config", json={"admin_requests_per_second": 3})
+    assert r.json()["admin_requests_per_second"] == 3
+    refusing = admin.with_options(max_retries=0)
+    for _ in range(3):
+        await refusing.admin.organization.projects.list()
+    with pytest.raises(openai.RateLimitError) as info:
+        await refusing.admin.organization.projects.list()
+    assert info.value.status_code == 429
+    assert info.value.code == "rate_limit_exceeded"
+    wait_ms = int(info.value.response.headers["retry-after-ms"])
+    assert 0 < wait_ms <= 1000
+    assert int(info.value.response.headers["Retry-After"]) == 1
+    assert (await control.get("/_emulator/config")).json()["admin_requests_refused"] == 1
+    await asyncio.sleep(wait_ms / 1000)
+    await refusing.admin.organization.projects.list()  # the window moved on
+    assert emu.call_count("GET", PROJECTS, 429) == 1
+    r = await control.post("/_emulator/config", json={"admin_requests_per_second": None})
+    assert r.json()["admin_requests_per_second"] is None
+    for _ in range(10):
+        await refusing.admin.organization.projects.list()
+
+
+async def test_the_admin_rate_limit_must_be_positive(control: httpx.AsyncClient) -> None:
+    r = await control.post("/_emulator/config", json={"admin_requests_per_second": 0})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "admin_requests_per_second"

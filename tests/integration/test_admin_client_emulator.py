@@ -31,10 +31,18 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class Sleeps:
+    """Recorded, not slept; the client's clock is virtual and moves only by these sleeps, so a
+    Retry-After of 2 s is waited as exactly 2 s however long the requests themselves took."""
+
     delays: list[float] = field(default_factory=list)
+    now: float = 1000.0
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -62,6 +70,7 @@ def client(emu: EmulatorServer, http: httpx.AsyncClient, sleeps: Sleeps) -> Admi
         base_url=emu.base_url,
         retry=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=5),
         sleep=sleeps,
+        clock=sleeps.clock,
     )
 
 

@@ -53,7 +53,7 @@ OPERATOR_RULES = {
         ("", ("secrets",), ("get", "create", "update", "delete")),
         ("", ("configmaps",), ("get", "create", "patch")),
         ("nonResourceURLs", ("/.well-known/openid-configuration", "/openid/v1/jwks"), ("get",)),
-        ("", ("namespaces",), ("get",)),
+        ("", ("namespaces",), ("get", "list", "watch")),
         ("", ("events",), ("create",)),
         ("kopf.dev", ("clusterkopfpeerings",), ("list", "watch")),
         ("apiextensions.k8s.io", ("customresourcedefinitions",), ("list", "watch")),
@@ -337,6 +337,37 @@ def test_restart_target_permissions_are_opt_in_and_can_be_limited_to_namespaces(
                for b in bindings)
 
 
+def test_shards_render_one_deployment_each_with_its_namespaces_peering_and_lease_rights(offline_helm: Helm) -> None:
+    """Two shards: two Deployments (own selector, peering object, PDB), one managing projects, and a
+    Role for the Leases; the default (no shards) keeps the one Deployment it always had."""
+    docs = offline_helm.render(
+        "--set", "replicas=2,shards[0].name=a,shards[0].namespaces={team-a-*},shards[0].manageProjects=true,"
+                 "shards[1].name=b,shards[1].namespaces={team-b-*,other}")
+    deployments = {d["metadata"]["name"]: d for d in _of(docs, "Deployment")}
+    assert set(deployments) == {"rel-openai-operator-a", "rel-openai-operator-b"}
+    for shard, namespaces, manages in (("a", ["team-a-*"], "true"), ("b", ["team-b-*", "other"], "false")):
+        deployment = deployments[f"rel-openai-operator-{shard}"]
+        assert deployment["spec"]["selector"]["matchLabels"]["openai.operator.dev/shard"] == shard
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"] == [f"--namespace={n}" for n in namespaces]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["OPENAI_OPERATOR_SHARD"] == shard
+        assert env["OPENAI_OPERATOR_MANAGE_PROJECTS"] == manages
+        assert env["OPENAI_OPERATOR_PEERING_NAME"] == f"rel-openai-operator-{shard}"
+        assert {"POD_NAME", "POD_NAMESPACE"} <= set(env)
+    assert {d["metadata"]["name"] for d in _of(docs, "ClusterKopfPeering")} == {"rel-openai-operator-a",
+                                                                               "rel-openai-operator-b"}
+    assert {d["metadata"]["name"] for d in _of(docs, "PodDisruptionBudget")} == {"rel-openai-operator-a",
+                                                                                "rel-openai-operator-b"}
+    role = next(d for d in _of(docs, "Role") if d["metadata"]["name"] == "rel-openai-operator-shards")
+    assert role["metadata"]["namespace"] == "ops"
+    assert _rules(role) == {("coordination.k8s.io", "leases", verb, "")
+                            for verb in ("get", "list", "create", "update", "delete")}
+    default = offline_helm.render()
+    assert [d["metadata"]["name"] for d in _of(default, "Deployment")] == ["rel-openai-operator"]
+    assert "openai.operator.dev/shard" not in _of(default, "Deployment")[0]["spec"]["selector"]["matchLabels"]
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -348,6 +379,10 @@ def test_restart_target_permissions_are_opt_in_and_can_be_limited_to_namespaces(
         ("settings.keyResyncInterval=5 minutes", "/settings/keyResyncInterval"),
         ("settings.logFormat=text", "/settings/logFormat"),
         ("serviceMonitor.enabled=true,metrics.enabled=false", "serviceMonitor.enabled needs metrics.enabled"),
+        ("shards[0].name=a,shards[0].namespaces={x}", "exactly one shard must have manageProjects: true (0 have)"),
+        ("shards[0].name=a,shards[0].namespaces={x},shards[0].manageProjects=true,"
+         "shards[1].name=a,shards[1].namespaces={y}", 'the name "a" is used twice'),
+        ("shards[0].name=A,shards[0].namespaces={x},shards[0].manageProjects=true", "/shards/0/name"),
     ],
 )
 def test_refuses_unsound_values(offline_helm: Helm, values: str, message: str) -> None:
@@ -506,7 +541,8 @@ def test_service_account_can_do_what_the_operator_needs_and_no_more(installed: R
         (("patch", "openaiidentityproviders.openai.operator.dev", "--subresource=status"), True),
         (("create", "openaiidentityproviders.openai.operator.dev"), False),
         (("get", f"namespaces/{tenant}"), True),
-        (("list", "namespaces"), False),
+        (("list", "namespaces"), True),  # the namespace-label watch (keyPolicy selectors)
+        (("watch", "namespaces"), True),
         (("delete", "namespaces"), False),
         (("get", "pods", "-n", tenant), False),
         (("patch", peering), True),

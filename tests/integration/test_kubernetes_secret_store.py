@@ -185,6 +185,37 @@ async def test_foreign_secret_is_refused_and_untouched(
     assert _data(after) == {"OPENAI_API_KEY": "theirs"}
 
 
+async def test_a_secret_created_between_observe_and_write_is_still_checked(
+    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+) -> None:
+    """After an observation of "absent" the write creates without reading again; a foreign Secret that
+    appeared in between makes the create fail with 409, and the write still refuses it, untouched."""
+    store = _store(core, namespace)
+    assert await store.observe(owner) is None
+    kubectl("-n", namespace, "create", "secret", "generic", "openai", "--from-literal=OPENAI_API_KEY=theirs")
+    before = _read(core, namespace)
+
+    with pytest.raises(DestinationConflictError, match="exists and is not managed"):
+        await store.write(owner, _material())
+
+    after = _read(core, namespace)
+    assert _meta(after).resource_version == _meta(before).resource_version
+    assert _data(after) == {"OPENAI_API_KEY": "theirs"}
+
+
+async def test_a_write_after_observing_absence_creates_the_secret(
+    core: CoreV1Api, namespace: str, owner: Owner
+) -> None:
+    store = _store(core, namespace)
+    assert await store.observe(owner) is None
+    material = _material()
+    result = await store.write(owner, material)
+    assert result.changed
+    observed = await store.observe(owner)
+    assert observed is not None
+    assert observed.fingerprint == fingerprint(material.api_key, FP_KEY)
+
+
 async def test_secret_of_another_owner_is_refused(
     core: CoreV1Api, namespace: str, make_owner: Callable[[str], Owner]
 ) -> None:

@@ -78,6 +78,11 @@ class Harness:
     observed: list[tuple[str, str]] = field(default_factory=list)
     script: list[Handler | httpx.Response | Exception] = field(default_factory=list)
     fallback: Handler | None = None
+    now: float = 1000.0
+    """Virtual time: it moves only when the client sleeps."""
+
+    def clock(self) -> float:
+        return self.now
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -94,6 +99,7 @@ class Harness:
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        self.now += seconds
 
     def observe(self, operation: str, status: str, duration: float) -> None:
         assert duration >= 0
@@ -115,6 +121,7 @@ async def client(h: Harness) -> AsyncIterator[AdminClient]:
             retry=RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_retry_after=30.0),
             observer=h.observe,
             sleep=h.sleep,
+            clock=h.clock,
             rand=lambda: 1.0,
         )
 

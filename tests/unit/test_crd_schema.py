@@ -24,10 +24,13 @@ from openai_operator.model.limits import MAX_PREVIOUS, MAX_TRIGGER_TOKEN_LENGTH
 from openai_operator.model.status import (
     Delivery,
     KeyStatus,
+    MemberStatus,
+    ModelsStatus,
     PendingCredential,
     PreviousCredential,
     ProjectStatus,
     RetiredCredential,
+    ServiceTiersStatus,
     Spend,
     SpendAlertRecord,
     SpendLimitStatus,
@@ -352,6 +355,7 @@ def full_key_status() -> KeyStatus:
         revoke_token="b",
         conditions=(ready,),
         observed_generation=3,
+        shard="team-a",
     )
 
 
@@ -368,6 +372,13 @@ def full_project_status() -> ProjectStatus:
         conditions=(Condition("Ready", "True", "Created", "", NOW, 1),),
         observed_generation=1,
         spend_alerts=(SpendAlertRecord("alert_1", 50), SpendAlertRecord("alert_2", 80)),
+        members=(
+            MemberStatus("a@example.com", "owner", "Active", user_id="user-a"),
+            MemberStatus("b@example.com", "member", "Failed", invite_id="invite-b", invite_expires_at=NOW,
+                         invites_sent=2, message="expired", reason="InviteExpired"),
+        ),
+        models=ModelsStatus("allow_list", ("gpt-4o-mini",)),
+        service_tiers=ServiceTiersStatus("standard", ("flex",)),
     )
 
 

@@ -258,7 +258,7 @@ async def test_the_inventory_never_takes_a_key_created_during_its_listing_for_an
     admin = ListingWhileAKeyArrives(accounts={"sa_old": "k8s.test1.apps.old.r1",
                                               "sa_ghost": "k8s.test1.apps.ghost.r1"})
     deps = deps_with(admin, FakeObjects())
-    result = await take_inventory(deps, "proj_1", lambda: list(index), judge_orphans=True)
+    result = await take_inventory(deps, "proj_1", lambda: list(index), judge_orphans_in=lambda _namespace: True)
     assert "sa_new" in admin.accounts, "a key created during the listing keeps its credential"
     assert "sa_ghost" not in admin.accounts, "a real orphan is still revoked"
     assert [n.reason for n in result.outcome.notes] == ["OrphanRevoked"]

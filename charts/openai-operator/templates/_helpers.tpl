@@ -62,3 +62,33 @@ app.kubernetes.io/part-of: openai-operator
 {{- define "openai-operator.fingerprintKeySecret" -}}
 {{- .Values.fingerprintKey.existingSecret | default (printf "%s-fingerprint-key" (include "openai-operator.fullname" .) | trunc 63 | trimSuffix "-") }}
 {{- end }}
+
+{{/* The Deployments to render, as a YAML list: the shards (docs/sharding.md), or one unnamed
+entry serving every namespace. Fails unless exactly one shard manages projects and names are unique. */}}
+{{- define "openai-operator.shards" -}}
+{{- if .Values.shards }}
+{{- $managers := 0 }}
+{{- $names := dict }}
+{{- range .Values.shards }}
+{{- if hasKey $names .name }}{{ fail (printf "shards: the name %q is used twice" .name) }}{{ end }}
+{{- $_ := set $names .name true }}
+{{- if .manageProjects }}{{ $managers = add1 $managers }}{{ end }}
+{{- end }}
+{{- if ne (int $managers) 1 }}
+{{- fail (printf "shards: exactly one shard must have manageProjects: true (%d have)" (int $managers)) }}
+{{- end }}
+{{- toYaml .Values.shards }}
+{{- else }}
+- name: ""
+  namespaces: []
+  manageProjects: true
+{{- end }}
+{{- end }}
+
+{{/* Every ClusterKopfPeering name of this release (one per shard). */}}
+{{- define "openai-operator.peeringNames" -}}
+{{- $base := include "openai-operator.peeringName" . }}
+{{- range (include "openai-operator.shards" . | fromYamlArray) }}
+- {{ $base }}{{ if .name }}-{{ .name }}{{ end }}
+{{- end }}
+{{- end }}

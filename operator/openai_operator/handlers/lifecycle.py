@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +21,36 @@ from openai_operator.config import OperatorConfig
 from openai_operator.deps import build_deps
 from openai_operator.handlers._wakeups import Wakeups
 from openai_operator.metrics import OperatorMetrics, start_metrics_server
-from openai_operator.model.resources import GROUP
+from openai_operator.model.resources import GROUP, KEY_KIND
 
 FINALIZER = f"{GROUP}/finalizer"
 KOPF_PREFIX = f"kopf.{GROUP}"
 """Kopf's own annotations (progress, diff base). Not ``GROUP`` itself: Kopf hides every annotation
 under its prefix from change detection, and the user-facing ``openai.operator.dev/rotate`` and
 ``/revoke`` annotations must trigger the key's handler."""
+
+
+class _DiffBaseExceptKeys(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff base (the last handled spec, in an annotation) for OpenAIProjects only.
+
+    Kopf writes the diff base after the first event of every object that has change handlers, so
+    its ``on.update`` handlers can tell what changed. OpenAIKeys need no diff: their one loop (the
+    daemon) reads the object fresh each pass, and a watch-event handler that compares generation and
+    trigger annotations in memory (``handlers.keys.notice``) wakes it. Without a diff base a key costs
+    one patch fewer when it appears, and its body carries no copy of its own spec through every
+    watch event and into the operator's memory. Kopf then sees each key event as a creation, for
+    which keys have no handlers.
+    """
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        if body.get("kind") == KEY_KIND:
+            return None
+        return super().fetch(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        if body.get("kind") == KEY_KIND:
+            return
+        super().store(body=body, patch=patch, essence=essence)
 
 
 @dataclass(frozen=True)
@@ -43,9 +68,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     config: OperatorConfig = memo["config"]
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = _DiffBaseExceptKeys(prefix=KOPF_PREFIX, key="last-handled-configuration")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -53,7 +76,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     metrics = OperatorMetrics()
     deps = memo["deps"] = await build_deps(config, metrics)
     memo["wakeups"] = Wakeups()
+    memo["key_triggers"] = {}
     peering = settings.peering
+    if config.shard is not None:
+        # The replicas of one shard elect their active one through the shard's own ClusterKopfPeering
+        # (the chart makes one per shard), however few namespaces the shard serves.
+        peering.clusterwide = True
+        assert deps.shard is not None
+        await deps.shard.renew()  # before any handler runs: other shards must see this one alive
+        memo["shard_lease"] = asyncio.create_task(deps.shard.keep_renewing())
     if not peering.standalone and peering.clusterwide and not await deps.objects.cluster_peering_exists(peering.name):
         logger.warning(
             f"ClusterKopfPeering {peering.name!r} does not exist, so this replica waits and handles nothing: "
@@ -65,6 +96,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "shard_lease" in memo:
+        memo["shard_lease"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await memo["shard_lease"]
+        await memo["deps"].shard.release()  # its namespaces may move to another shard at once
     if "metrics_server" in memo:
         await memo["metrics_server"].stop()
     if "deps" in memo:

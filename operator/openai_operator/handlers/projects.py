@@ -116,7 +116,7 @@ async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEn
         return
     try:
         result = await take_inventory(deps, project_id, lambda: _keys_of(key_index, name),
-                                      judge_orphans=deps.config.clusterwide,
+                                      judge_orphans_in=deps.serves,
                                       identities=lambda: _identities(workload_identity_index))
         for entry, account_id in result.missing:
             async with deps.lock("OpenAIKey", entry.namespace, entry.name):
@@ -152,11 +152,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     resource = (GROUP, VERSION, PROJECT_PLURAL)
     kopf.index(*resource, registry=registry)(kopf_fn(project_index))
     kopf.index(*resource, registry=registry)(kopf_fn(project_id_index))
+    kopf.timer(*resource, registry=registry, id="inventory", interval=config.inventory_interval.total_seconds(),
+               initial_delay=config.inventory_interval.total_seconds())(kopf_fn(inventory))
+    if not config.manage_projects:
+        return  # another shard reconciles projects; this one reads them (indexes) and sweeps its own keys
     kopf.on.resume(*resource, registry=registry)(kopf_fn(reconcile))
     kopf.on.create(*resource, registry=registry)(kopf_fn(reconcile))
     kopf.on.update(*resource, registry=registry, field="spec")(kopf_fn(reconcile))
     kopf.timer(*resource, registry=registry, id="resync", interval=config.project_resync_interval.total_seconds(),
                initial_delay=config.project_resync_interval.total_seconds())(kopf_fn(reconcile))
-    kopf.timer(*resource, registry=registry, id="inventory", interval=config.inventory_interval.total_seconds(),
-               initial_delay=config.inventory_interval.total_seconds())(kopf_fn(inventory))
     kopf.on.delete(*resource, registry=registry)(kopf_fn(finalize))

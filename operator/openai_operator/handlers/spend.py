@@ -71,7 +71,9 @@ async def tick(memo: kopf.Memo, project_spend_index: kopf.Index[str, ProjectSpen
     if identity_spend_index is not None:
         index = identity_spend_index
         poller.identity_targets = lambda: _distinct(index, lambda v: (v.namespace, v.name))
-    await poller.tick(lambda: (_distinct(project_spend_index, lambda v: v.name),
+    # A shard that does not manage projects writes the spend of its own keys only.
+    manage_projects = memo["config"].manage_projects
+    await poller.tick(lambda: (_distinct(project_spend_index, lambda v: v.name) if manage_projects else [],
                                _distinct(key_spend_index, lambda v: (v.namespace, v.name))))
 
 

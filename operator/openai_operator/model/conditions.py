@@ -53,6 +53,12 @@ class ConditionType(StrEnum):
     """OpenAIProject: ``spec.budget`` is mirrored to OpenAI (the hard spend limit of
     ``enforcement: HardLimit``, the spend alerts of ``alertEmails``). False does not make the
     project not Ready: its keys keep working, only the mirror is missing."""
+    MEMBERS_SYNCED = "MembersSynced"
+    """OpenAIProject: ``spec.members`` are the project's users (invites pending or expired make it False)."""
+    MODELS_SYNCED = "ModelsSynced"
+    """OpenAIProject: ``spec.models`` is the project's model allow or deny list."""
+    SERVICE_TIERS_SYNCED = "ServiceTiersSynced"
+    """OpenAIProject: ``spec.serviceTiers`` matches the project's service-tier settings."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,3 +161,40 @@ class Reason(StrEnum):
     """A workload of ``spec.workloads`` is missing or may not be patched (RBAC); the mapping itself works."""
     UNMAPPED = "Unmapped"
     """Event: the federation rule and the service account of a workload identity were deleted."""
+
+    # --- OpenAIProject MembersSynced (and Events of the members mirror) ----------------------------
+    MEMBERS_SYNCED = "MembersSynced"
+    """Every ``spec.members`` entry is a project user with its role (and, with ``Exclusive``, nobody else is)."""
+    INVITE_PENDING = "InvitePending"
+    """MembersSynced=False: some members are not in the organisation yet; their invites are pending."""
+    INVITE_EXPIRED = "InviteExpired"
+    """A member's invite expired, was sent once more, and expired again: the member is ``Failed``
+    (also the Event). Remove and re-add the entry, or invite the person by hand, to try again."""
+    MEMBERS_SYNC_FAILED = "MembersSyncFailed"
+    """The Admin API refused a project-user or invite call (4xx); the member's entry says which."""
+    MEMBER_ADDED = "MemberAdded"
+    """Event: an organisation user was added to the project with the role of ``spec.members``."""
+    MEMBER_ROLE_CHANGED = "MemberRoleChanged"
+    """Event: a project user's role was changed to the one ``spec.members`` asks for."""
+    MEMBER_REMOVED = "MemberRemoved"
+    """Event: a user left ``spec.members`` (or, with ``Exclusive``, was never in it) and was removed
+    from the project (not from the organisation)."""
+    INVITE_SENT = "InviteSent"
+    """Event: a member not in the organisation was invited (role reader, scoped to this project)."""
+    INVITE_RESENT = "InviteResent"
+    """Event: a member's invite expired and was sent once more."""
+    DRIFT_REPAIRED = "DriftRepaired"
+    """Event: something the operator had set (a member, the model permissions, the service tiers)
+    was changed outside it and has been set back."""
+
+    # --- OpenAIProject ModelsSynced and ServiceTiersSynced ------------------------------------------
+    MODELS_MIRRORED = "ModelsMirrored"
+    """The project's model permissions are ``spec.models`` (also the Event when they were set)."""
+    MODELS_REMOVED = "ModelPermissionsRemoved"
+    """Event: ``spec.models`` was removed, so the model permissions the operator had set were deleted."""
+    MODELS_MIRROR_FAILED = "ModelsMirrorFailed"
+    """The Admin API refused the model-permissions call (4xx); retried at the next resync."""
+    SERVICE_TIERS_MIRRORED = "ServiceTiersMirrored"
+    """The project's service-tier settings are ``spec.serviceTiers`` (also the Event when set)."""
+    SERVICE_TIERS_MIRROR_FAILED = "ServiceTiersMirrorFailed"
+    """The Admin API refused the service-tier call (4xx, e.g. tiers the organisation may not use)."""

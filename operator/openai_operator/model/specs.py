@@ -44,9 +44,13 @@ __all__ = [
     "KeyDeletionPolicy",
     "KeyPolicy",
     "KeySpec",
+    "Member",
+    "MemberRole",
+    "MembersPolicy",
     "OnBudgetExceeded",
     "ProjectBudget",
     "ProjectDeletionPolicy",
+    "ProjectModels",
     "ProjectRef",
     "ProjectSpec",
     "RateLimit",
@@ -55,6 +59,7 @@ __all__ = [
     "Rotation",
     "SecretDestination",
     "SecretKeys",
+    "ServiceTiers",
     "VaultDestination",
     "parse_key_spec",
     "parse_project_spec",
@@ -267,6 +272,131 @@ class RateLimit(SpecModel):
         return self
 
 
+class MemberRole(StrEnum):
+    """A user's role in the project (OpenAI's project roles)."""
+
+    OWNER = "owner"
+    MEMBER = "member"
+
+
+class MembersPolicy(StrEnum):
+    """``Additive`` leaves project users added outside the resource alone; ``Exclusive`` removes them."""
+
+    ADDITIVE = "Additive"
+    EXCLUSIVE = "Exclusive"
+
+
+MAX_MEMBERS = 100
+"""Most ``spec.members`` entries (the CRD's maxItems; it bounds the CEL duplicate check)."""
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+MemberEmail = Annotated[Email, AfterValidator(_lower)]
+"""An email address, case-folded: OpenAI matches addresses without regard to case, so the operator
+compares and sends them in lower case."""
+
+
+class Member(SpecModel):
+    """One ``spec.members[]`` entry: a person who should be in the project with ``role``."""
+
+    email: MemberEmail
+    role: MemberRole = MemberRole.MEMBER
+
+
+def _unique_emails(value: tuple[Member, ...]) -> tuple[Member, ...]:
+    seen: set[str] = set()
+    for member in value:
+        if member.email in seen:
+            raise ValueError(f"{member.email!r} is listed more than once (emails are compared without case)")
+        seen.add(member.email)
+    return value
+
+
+def _unique_models(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("each model may be listed once")
+    return value
+
+
+ModelList = Annotated[tuple[ModelName, ...], Field(min_length=1, max_length=256), AfterValidator(_unique_models)]
+
+
+class ProjectModels(SpecModel):
+    """``spec.models``: exactly one of an allow list or a deny list of model ids."""
+
+    allow: ModelList | None = None
+    deny: ModelList | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.allow is None) == (self.deny is None):
+            raise _FieldError("allow", "exactly one of spec.models.allow or spec.models.deny must be set")
+        return self
+
+    @property
+    def mode(self) -> str:
+        """OpenAI's ``mode``: ``allow_list`` or ``deny_list``."""
+        return "allow_list" if self.allow is not None else "deny_list"
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The listed models, in spec order."""
+        return self.allow if self.allow is not None else (self.deny or ())
+
+
+DEFAULT_TIERS = ("standard", "fast", "scale")
+"""Values of ``spec.serviceTiers.default`` (SDK 3.57 ``ProjectServiceTierSettings.default``)."""
+OPTIONAL_TIERS = ("flex", "fast", "ultrafast")
+"""Tiers ``spec.serviceTiers.enabled`` may list besides ``all`` (SDK ``ProjectOptionalServiceTier``)."""
+
+
+def _tiers(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if "all" in value and len(value) != 1:
+        raise ValueError("'all' enables every tier and must be the only entry")
+    bad = [t for t in value if t != "all" and t not in OPTIONAL_TIERS]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not one of all, {', '.join(OPTIONAL_TIERS)}")
+    if len(set(value)) != len(value):
+        raise ValueError("each tier may be listed once")
+    return value
+
+
+class ServiceTiers(SpecModel):
+    """``spec.serviceTiers``: the project's default tier and the tiers it may use besides Standard.
+
+    A field left out is not managed (OpenAI keeps its value); ``enabled: [all]`` is OpenAI's
+    ``"all"`` (future tiers included) and ``enabled: []`` allows only Standard.
+    """
+
+    default: str | None = None
+    enabled: Annotated[tuple[str, ...] | None, Field(max_length=4), AfterValidator(_tiers)] = None
+
+    @field_validator("default")
+    @classmethod
+    def _default_tier(cls, value: str | None) -> str | None:
+        if value is not None and value not in DEFAULT_TIERS:
+            raise ValueError(f"{value!r} is not one of {', '.join(DEFAULT_TIERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.default is None and self.enabled is None:
+            raise _FieldError("default", "set default, enabled or both (an empty serviceTiers does nothing)")
+        return self
+
+    @property
+    def enabled_tiers(self) -> str | tuple[str, ...] | None:
+        """``enabled`` as OpenAI spells it: ``"all"`` or the list of tiers."""
+        if self.enabled is None:
+            return None
+        return "all" if self.enabled == ("all",) else self.enabled
+
+
 class AllowedNamespaces(SpecModel):
     """Namespaces that may mint keys: listed by name, or matched by a label selector."""
 
@@ -314,6 +444,18 @@ class ProjectSpec(SpecModel):
     budget: ProjectBudget | None = None
     rate_limits: tuple[RateLimit, ...] = Field(default=(), max_length=64)
     key_policy: KeyPolicy = KeyPolicy()
+    members: Annotated[tuple[Member, ...], Field(max_length=MAX_MEMBERS), AfterValidator(_unique_emails)] | None = None
+    """``None`` when absent: the operator manages no users (``[]`` with ``Exclusive`` removes them all)."""
+    members_policy: MembersPolicy = MembersPolicy.ADDITIVE
+    models: ProjectModels | None = None
+    service_tiers: ServiceTiers | None = None
+
+    @model_validator(mode="after")
+    def _exclusive_needs_members(self) -> Self:
+        if self.members_policy is MembersPolicy.EXCLUSIVE and self.members is None:
+            raise _FieldError("membersPolicy", "Exclusive needs spec.members (it would remove every user of the "
+                                               "project); list the members, or use [] to mean none on purpose")
+        return self
 
     @property
     def adopted(self) -> bool:

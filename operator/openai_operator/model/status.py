@@ -29,10 +29,14 @@ from openai_operator.model.timestamps import format_time, parse_time
 __all__ = [
     "Delivery",
     "KeyStatus",
+    "MemberState",
+    "MemberStatus",
+    "ModelsStatus",
     "PendingCredential",
     "PreviousCredential",
     "ProjectStatus",
     "RetiredCredential",
+    "ServiceTiersStatus",
     "Spend",
     "SpendAlertRecord",
     "SpendLimitStatus",
@@ -328,6 +332,8 @@ class KeyStatus(_Conditioned):
     scopes: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
     observed_generation: int | None = None
+    shard: str | None = None
+    """The shard acting on the key (sharded installations; written first by ``operations.shards``)."""
 
     def __post_init__(self) -> None:
         if self.redacted_key is not None:
@@ -364,6 +370,7 @@ class KeyStatus(_Conditioned):
             scopes=tuple(str(scope) for scope in raw.get("scopes") or ()),
             conditions=tuple(conditions_from_list(raw.get("conditions"))),
             observed_generation=_int(raw, "observedGeneration"),
+            shard=_str(raw, "shard"),
         )
 
     def to_patch(self) -> dict[str, Any]:
@@ -396,6 +403,7 @@ class KeyStatus(_Conditioned):
             "scopes": list(self.scopes),
             "conditions": conditions_to_list(self.conditions),
             "observedGeneration": self.observed_generation,
+            "shard": self.shard,
         }
 
 
@@ -448,6 +456,102 @@ class SpendAlertRecord:
         return {"id": self.id, "thresholdPercent": self.threshold_percent}
 
 
+class MemberState:
+    """``status.members[].state``."""
+
+    ACTIVE = "Active"
+    INVITED = "Invited"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """One ``status.members[]`` entry: a ``spec.members`` person as OpenAI has them.
+
+    ``Active``: a project user with ``role`` (``user_id``). ``Invited``: not in the organisation
+    yet; ``invite_id`` is the pending invite the operator sent (or found), ``invites_sent`` how many
+    it sent (an expired invite is sent again once). ``Failed``: the invite expired again, or OpenAI
+    refused a call; ``message`` says which. Entries are also the ownership record: only users and
+    invites recorded here are removed when they leave the spec (unless ``membersPolicy: Exclusive``).
+    """
+
+    email: str
+    role: str
+    state: str
+    user_id: str | None = None
+    invite_id: str | None = None
+    invite_expires_at: datetime | None = None
+    invites_sent: int = 0
+    message: str | None = None
+    reason: str | None = None
+    """Why the member is ``Failed``: ``InviteExpired`` or ``MembersSyncFailed``."""
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MemberStatus | None:
+        """Read one entry; one without an email records nothing."""
+        if not raw.get("email"):
+            return None
+        return cls(
+            email=str(raw["email"]),
+            role=_str(raw, "role") or "member",
+            state=_str(raw, "state") or MemberState.FAILED,
+            user_id=_str(raw, "userId"),
+            invite_id=_str(raw, "inviteId"),
+            invite_expires_at=parse_time(raw.get("inviteExpiresAt")),
+            invites_sent=_int(raw, "invitesSent", 0) or 0,
+            message=_str(raw, "message"),
+            reason=_str(raw, "reason"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch (fields without a value are left out)."""
+        out: dict[str, Any] = {"email": self.email, "role": self.role, "state": self.state}
+        optional = {
+            "userId": self.user_id,
+            "inviteId": self.invite_id,
+            "inviteExpiresAt": _time(self.invite_expires_at),
+            "invitesSent": self.invites_sent or None,
+            "message": self.message,
+            "reason": self.reason,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ModelsStatus:
+    """``status.models``: the model permissions the operator set (and so may remove), as read back."""
+
+    mode: str
+    models: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelsStatus:
+        """Read ``status.models``."""
+        return cls(_str(raw, "mode") or "", tuple(str(m) for m in raw.get("models") or ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {"mode": self.mode, "models": list(self.models)}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTiersStatus:
+    """``status.serviceTiers``: the project's service tiers as read back (``enabled`` ``["all"]`` for all)."""
+
+    default: str | None
+    enabled: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ServiceTiersStatus:
+        """Read ``status.serviceTiers``."""
+        return cls(_str(raw, "default"), tuple(str(t) for t in raw.get("enabled") or ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for a status patch."""
+        return {"default": self.default, "enabled": list(self.enabled)}
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectStatus(_Conditioned):
     """``OpenAIProject.status``."""
@@ -464,6 +568,9 @@ class ProjectStatus(_Conditioned):
     observed_generation: int | None = None
     spend_alerts: tuple[SpendAlertRecord, ...] = ()
     """The OpenAI spend alerts this operator created (and so owns), by threshold."""
+    members: tuple[MemberStatus, ...] = ()
+    models: ModelsStatus | None = None
+    service_tiers: ServiceTiersStatus | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> ProjectStatus:
@@ -485,6 +592,13 @@ class ProjectStatus(_Conditioned):
                 record for record in (SpendAlertRecord.from_dict(r) for r in raw.get("spendAlerts") or ())
                 if record is not None
             ),
+            members=tuple(
+                member for member in (MemberStatus.from_dict(m) for m in raw.get("members") or ())
+                if member is not None
+            ),
+            models=ModelsStatus.from_dict(_mapping(raw, "models")) if _mapping(raw, "models") else None,
+            service_tiers=ServiceTiersStatus.from_dict(_mapping(raw, "serviceTiers"))
+            if _mapping(raw, "serviceTiers") else None,
         )
 
     def to_patch(self) -> dict[str, Any]:
@@ -501,4 +615,7 @@ class ProjectStatus(_Conditioned):
             "conditions": conditions_to_list(self.conditions),
             "observedGeneration": self.observed_generation,
             "spendAlerts": [record.to_dict() for record in self.spend_alerts],
+            "members": [member.to_dict() for member in self.members],
+            "models": self.models.to_dict() if self.models else None,
+            "serviceTiers": self.service_tiers.to_dict() if self.service_tiers else None,
         }

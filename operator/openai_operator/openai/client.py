@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from openai_operator.openai.budget import RequestBudget
 from openai_operator.openai.errors import (
     ApiNotFoundError,
     ApiPermanentError,
@@ -47,11 +48,16 @@ from openai_operator.openai.models import (
     CostBucket,
     CreatedServiceAccount,
     FederationRule,
+    Invite,
     IssuedKey,
+    ModelPermissions,
+    OrgUser,
     Project,
     ProjectApiKey,
+    ProjectUser,
     RateLimit,
     ServiceAccount,
+    ServiceTierSettings,
     SpendAlert,
     SpendLimit,
     WorkloadIdentityProvider,
@@ -146,6 +152,10 @@ class AdminClient:
         retry: bounds and backoff; see :mod:`openai_operator.openai.retry`.
         timeout: per-request timeouts (override the ``httpx`` client's).
         observer: metrics hook called once per attempt.
+        budget: the Admin API request budget shared with every other user of this organisation's
+            admin key in the process (see :mod:`openai_operator.openai.budget`); every Admin API
+            attempt waits for it, and a 429's ``Retry-After`` holds it for everyone. Data-plane
+            calls (key verification) are limited per project by OpenAI and do not draw on it.
         sleep, rand, clock: injectable for tests (no real waiting, deterministic jitter).
     """
 
@@ -158,6 +168,7 @@ class AdminClient:
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | None = DEFAULT_TIMEOUT,
         observer: RequestObserver | None = None,
+        budget: RequestBudget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -168,6 +179,7 @@ class AdminClient:
         self._retry = retry if retry is not None else RetryPolicy()
         self._timeout = timeout
         self._observer = observer
+        self._budget = budget if budget is not None else RequestBudget(clock=clock, sleep=sleep)
         self._sleep = sleep
         self._rand = rand
         self._clock = clock
@@ -551,6 +563,151 @@ class AdminClient:
         )
         return await self._delete(call)
 
+    # --------------------------------------------------------------- project users and invites
+
+    async def list_project_users(self, project_id: str, *, page_size: int = 100) -> list[ProjectUser]:
+        """Every user of a project (all pages)."""
+        call = _Call(
+            "list_project_users",
+            "GET",
+            "/organization/projects/{project_id}/users",
+            {"project_id": project_id},
+            query=[("limit", str(page_size))],
+        )
+        return [_parse(call.operation, ProjectUser.from_api, i) async for i in self._paginate(call)]
+
+    async def add_project_user(self, project_id: str, user_id: str, role: str) -> ProjectUser:
+        """Add an organisation user to a project. Not retried blind: a retry after a lost answer
+        would be refused as "already a member" and hide that the first attempt worked."""
+        call = _Call(
+            "add_project_user",
+            "POST",
+            "/organization/projects/{project_id}/users",
+            {"project_id": project_id},
+            body={"user_id": user_id, "role": role},
+            idempotent=False,
+        )
+        return await self._fetch(call, ProjectUser.from_api)
+
+    async def update_project_user(self, project_id: str, user_id: str, role: str) -> ProjectUser:
+        """Change a project user's role (``owner`` or ``member``)."""
+        call = _Call(
+            "update_project_user",
+            "POST",
+            "/organization/projects/{project_id}/users/{user_id}",
+            {"project_id": project_id, "user_id": user_id},
+            body={"role": role},
+        )
+        return await self._fetch(call, ProjectUser.from_api)
+
+    async def remove_project_user(self, project_id: str, user_id: str) -> bool:
+        """Remove a user from a project (not from the organisation). ``False`` if already gone."""
+        call = _Call(
+            "remove_project_user",
+            "DELETE",
+            "/organization/projects/{project_id}/users/{user_id}",
+            {"project_id": project_id, "user_id": user_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
+    async def list_org_users(self, *, emails: Sequence[str] = (), page_size: int = 100) -> list[OrgUser]:
+        """Organisation users, all pages; only those with one of ``emails`` when given."""
+        query: Query = [("limit", str(page_size))] + [("emails[]", e) for e in emails]
+        call = _Call("list_org_users", "GET", "/organization/users", query=query)
+        return [_parse(call.operation, OrgUser.from_api, i) async for i in self._paginate(call)]
+
+    async def list_invites(self, *, page_size: int = 100) -> list[Invite]:
+        """Every invite of the organisation (all pages, any status)."""
+        call = _Call("list_invites", "GET", "/organization/invites", query=[("limit", str(page_size))])
+        return [_parse(call.operation, Invite.from_api, i) async for i in self._paginate(call)]
+
+    async def create_invite(
+        self, email: str, *, role: str = "reader", projects: Mapping[str, str] | None = None
+    ) -> Invite:
+        """Invite ``email`` to the organisation with ``role``, and to ``projects`` (id → role) on
+        acceptance. Not retried blind: a second invite would be refused or duplicated."""
+        body: dict[str, Any] = {"email": email, "role": role}
+        if projects is not None:
+            body["projects"] = [{"id": pid, "role": prole} for pid, prole in projects.items()]
+        call = _Call("create_invite", "POST", "/organization/invites", body=body, idempotent=False)
+        return await self._fetch(call, Invite.from_api)
+
+    async def delete_invite(self, invite_id: str) -> bool:
+        """Delete an invite that was not accepted. ``False`` if it was already gone."""
+        call = _Call(
+            "delete_invite",
+            "DELETE",
+            "/organization/invites/{invite_id}",
+            {"invite_id": invite_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
+    # ---------------------------------------------------------- model permissions, service tiers
+
+    async def get_model_permissions(self, project_id: str) -> ModelPermissions:
+        """The project's model allow or deny list (an empty deny list when none is set)."""
+        call = _Call(
+            "get_model_permissions",
+            "GET",
+            "/organization/projects/{project_id}/model_permissions",
+            {"project_id": project_id},
+        )
+        return await self._fetch(call, ModelPermissions.from_api)
+
+    async def set_model_permissions(self, project_id: str, mode: str, model_ids: Sequence[str]) -> ModelPermissions:
+        """Replace the project's model policy (``allow_list`` or ``deny_list``)."""
+        call = _Call(
+            "set_model_permissions",
+            "POST",
+            "/organization/projects/{project_id}/model_permissions",
+            {"project_id": project_id},
+            body={"mode": mode, "model_ids": list(model_ids)},
+        )
+        return await self._fetch(call, ModelPermissions.from_api)
+
+    async def delete_model_permissions(self, project_id: str) -> bool:
+        """Remove the project's model policy (every model allowed again). ``False`` if none was set."""
+        call = _Call(
+            "delete_model_permissions",
+            "DELETE",
+            "/organization/projects/{project_id}/model_permissions",
+            {"project_id": project_id},
+            not_found_expected=True,
+        )
+        return await self._delete(call)
+
+    async def get_service_tier_settings(self, project_id: str) -> ServiceTierSettings:
+        """The project's default and enabled service tiers."""
+        call = _Call(
+            "get_service_tier_settings",
+            "GET",
+            "/organization/projects/{project_id}/service_tier_settings",
+            {"project_id": project_id},
+        )
+        return await self._fetch(call, ServiceTierSettings.from_api)
+
+    async def update_service_tier_settings(
+        self, project_id: str, *, default: str | None = None, enabled_tiers: str | Sequence[str] | None = None
+    ) -> ServiceTierSettings:
+        """Change the default and/or enabled tiers atomically; a field left ``None`` keeps its value."""
+        body: dict[str, Any] = {}
+        if default is not None:
+            body["default"] = default
+        if enabled_tiers is not None:
+            body["enabled_tiers"] = enabled_tiers if isinstance(enabled_tiers, str) else list(enabled_tiers)
+        if not body:
+            raise ValueError("update_service_tier_settings needs default or enabled_tiers")
+        call = _Call(
+            "update_service_tier_settings",
+            "POST",
+            "/organization/projects/{project_id}/service_tier_settings",
+            {"project_id": project_id},
+            body=body,
+        )
+        return await self._fetch(call, ServiceTierSettings.from_api)
+
     # -------------------------------------------------------------------------------------- costs
 
     async def costs(
@@ -775,6 +932,8 @@ class AdminClient:
         attempt = 0
         while True:
             attempt += 1
+            if not call.data_plane:
+                await self._budget.acquire()
             started = self._clock()
             try:
                 response = await self._http.request(
@@ -803,6 +962,10 @@ class AdminClient:
                 return response
             error = classify_response(response, call.operation, data_plane=call.data_plane)
             retry_after = parse_retry_after(response.headers)
+            # The organisation is over its limit, not only this request: hold every Admin API call.
+            held = response.status_code == 429 and retry_after is not None and not call.data_plane
+            if held and retry_after is not None:
+                self._budget.hold(retry_after)
             delay = self._retry_delay(
                 call,
                 attempt,
@@ -816,7 +979,8 @@ class AdminClient:
             )
             if delay is None:
                 raise error
-            await self._sleep(delay)
+            if not held:  # else the next attempt's wait for the budget is the Retry-After wait
+                await self._sleep(delay)
 
     def _retry_delay(
         self,

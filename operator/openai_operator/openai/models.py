@@ -26,11 +26,16 @@ __all__ = [
     "CostResult",
     "CreatedServiceAccount",
     "FederationRule",
+    "Invite",
     "IssuedKey",
+    "ModelPermissions",
+    "OrgUser",
     "Project",
     "ProjectApiKey",
+    "ProjectUser",
     "RateLimit",
     "ServiceAccount",
+    "ServiceTierSettings",
     "SpendAlert",
     "SpendLimit",
     "WorkloadIdentityProvider",
@@ -380,6 +385,108 @@ class CostBucket:
             if isinstance(r, Mapping)
         )
         return cls(start=start, end=end, results=results)
+
+
+# --- project access: users, invites, model permissions, service tiers ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectUser:
+    """A member of a project (``organization.project.user``); ``email`` as OpenAI spells it."""
+
+    id: str
+    email: str | None
+    role: str
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> ProjectUser:
+        """Parse an ``organization.project.user`` object."""
+        return cls(id=_req_str(data, "id"), email=_opt_str(data, "email"), role=_req_str(data, "role"))
+
+
+@dataclass(frozen=True, slots=True)
+class OrgUser:
+    """A member of the organisation (``organization.user``)."""
+
+    id: str
+    email: str | None
+    role: str | None
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> OrgUser:
+        """Parse an ``organization.user`` object."""
+        return cls(id=_req_str(data, "id"), email=_opt_str(data, "email"), role=_opt_str(data, "role"))
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """An invitation to the organisation (``organization.invite``), possibly scoped to projects.
+
+    ``status`` is ``pending``, ``accepted`` or ``expired``; ``projects`` maps project id → role.
+    """
+
+    id: str
+    email: str
+    role: str
+    status: str
+    expires_at: datetime | None
+    projects: Mapping[str, str]
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> Invite:
+        """Parse an ``organization.invite`` object."""
+        raw = data.get("projects")
+        grants = {
+            str(p["id"]): str(p.get("role") or "")
+            for p in (raw if isinstance(raw, list) else [])
+            if isinstance(p, Mapping) and isinstance(p.get("id"), str)
+        }
+        return cls(
+            id=_req_str(data, "id"),
+            email=_req_str(data, "email"),
+            role=_opt_str(data, "role") or "reader",
+            status=_req_str(data, "status"),
+            expires_at=_opt_ts(data, "expires_at"),
+            projects=grants,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPermissions:
+    """A project's model policy (``project.model_permissions``): ``mode`` ``allow_list`` or ``deny_list``."""
+
+    mode: str
+    model_ids: tuple[str, ...]
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> ModelPermissions:
+        """Parse a ``project.model_permissions`` object."""
+        ids = data.get("model_ids")
+        return cls(mode=_req_str(data, "mode"), model_ids=tuple(str(i) for i in ids) if isinstance(ids, list) else ())
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTierSettings:
+    """A project's service tiers (``project.service_tier_settings``, SDK 3.57).
+
+    ``enabled_tiers`` is ``"all"`` (future tiers included) or the optional tiers enabled besides
+    Standard (``flex``, ``fast``, ``ultrafast``).
+    """
+
+    default: str
+    enabled_tiers: str | tuple[str, ...]
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> ServiceTierSettings:
+        """Parse a ``project.service_tier_settings`` object."""
+        raw = data.get("enabled_tiers")
+        if raw == "all":
+            tiers: str | tuple[str, ...] = "all"
+        elif isinstance(raw, list):
+            tiers = tuple(str(t) for t in raw)
+        else:
+            raise ValueError("missing or invalid field 'enabled_tiers'")
+        return cls(default=_req_str(data, "default"), enabled_tiers=tiers)
 
 
 # --------------------------------------------------------------------- workload identity federation

@@ -11,7 +11,9 @@ It finds two kinds of drift (DESIGN.md section 2):
 
 Only credentials minted before the listing began are judged, and each suspicion is confirmed with
 one read, so a credential minted while the listing ran is never taken for a deleted one.
-Orphans are only judged when the operator watches every namespace.
+Orphans are judged only in namespaces this operator serves (all of them without ``--namespace``):
+only there does the key index know every key. An operator restricted to some namespaces cannot
+tell the namespace of a shortened account name, so it leaves those to an operator that serves all.
 """
 
 from __future__ import annotations
@@ -70,14 +72,16 @@ def identity_holders(index: Any, project: str | None) -> list[tuple[str, str]]:
     return [quota_name(e.namespace, e.name) for e in found or () if e.holds]
 
 
-def _identity_orphans(deps: Deps, accounts: Sequence[tuple[str, str]],
-                      identities: Sequence[IdentityEntry]) -> list[tuple[str, str]]:
+def _identity_orphans(deps: Deps, accounts: Sequence[tuple[str, str]], identities: Sequence[IdentityEntry],
+                      judged: Callable[[str], bool]) -> list[tuple[str, str]]:
     recorded = {i.service_account_id for i in identities if i.service_account_id}
     found = []
     for account_id, name in accounts:
         parsed = parse_identity_account_name(name)
         if parsed is None or parsed.instance != deps.instance_id or account_id in recorded:
             continue
+        if not deps.config.clusterwide and (parsed.shortened or not judged(parsed.owner.split(".", 1)[0])):
+            continue  # a namespace another operator (shard) serves, or one a shortened name hides
         if not any(parsed.belongs_to(deps.instance_id, i.namespace, i.name) for i in identities):
             found.append((account_id, name))
     return found
@@ -90,23 +94,28 @@ class InventoryResult:
     """Keys whose current credential was deleted in OpenAI, with that account's id."""
 
 
-def _orphans(deps: Deps, accounts: Sequence[tuple[str, str]], keys: Sequence[KeyEntry]) -> list[tuple[str, str]]:
+def _orphans(deps: Deps, accounts: Sequence[tuple[str, str]], keys: Sequence[KeyEntry],
+             judged: Callable[[str], bool]) -> list[tuple[str, str]]:
     recorded = set().union(*(k.service_account_ids for k in keys)) if keys else set()
     found = []
     for account_id, name in accounts:
         parsed = parse_service_account_name(name)
         if parsed is None or parsed.instance != deps.instance_id or account_id in recorded:
             continue
+        if not deps.config.clusterwide and (parsed.namespace is None or not judged(parsed.namespace)):
+            continue  # a namespace another operator (shard) serves, or one a shortened name hides
         if not any(parsed.belongs_to(deps.instance_id, k.namespace, k.name) for k in keys):
             found.append((account_id, name))
     return found
 
 
 async def take_inventory(
-    deps: Deps, project_id: str, keys: Callable[[], Sequence[KeyEntry]], *, judge_orphans: bool,
-    identities: Callable[[], Sequence[IdentityEntry]] = tuple,
+    deps: Deps, project_id: str, keys: Callable[[], Sequence[KeyEntry]], *,
+    judge_orphans_in: Callable[[str], bool] | None, identities: Callable[[], Sequence[IdentityEntry]] = tuple,
 ) -> InventoryResult:
     """List the project's service accounts once, revoke orphans, and report deleted credentials.
+
+    ``judge_orphans_in``: the namespaces whose orphans may be revoked (``None``: none).
 
     ``keys`` reads the key index when called. It is read *after* the listing: a key is in the index
     before its first account is minted, so every key whose account the listing shows is known by
@@ -122,17 +131,18 @@ async def take_inventory(
     taken_at = deps.clock()
     accounts = await deps.admin.list_service_accounts(project_id)
     ids = {a.id for a in accounts}
-    if judge_orphans:
-        for account_id, name in _orphans(deps, [(a.id, a.name) for a in accounts], keys()):
-            if not _orphans(deps, [(account_id, name)], keys()):
+    if judge_orphans_in is not None:
+        for account_id, name in _orphans(deps, [(a.id, a.name) for a in accounts], keys(), judge_orphans_in):
+            if not _orphans(deps, [(account_id, name)], keys(), judge_orphans_in):
                 continue
             await deps.admin.delete_service_account(project_id, account_id)
             deps.metrics.record_orphan_revoked()
             log.info("orphan revoked", project_id=project_id, service_account_id=account_id, name=name)
             outcome.note("Normal", Reason.ORPHAN_REVOKED,
                          f"Revoked service account {name} ({account_id}): no OpenAIKey holds it")
-        for account_id, name in _identity_orphans(deps, [(a.id, a.name) for a in accounts], identities()):
-            if not _identity_orphans(deps, [(account_id, name)], identities()):
+        for account_id, name in _identity_orphans(deps, [(a.id, a.name) for a in accounts], identities(),
+                                                  judge_orphans_in):
+            if not _identity_orphans(deps, [(account_id, name)], identities(), judge_orphans_in):
                 continue
             await deps.admin.delete_service_account(project_id, account_id)
             deps.metrics.record_orphan_revoked()

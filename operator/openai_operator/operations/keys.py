@@ -144,9 +144,13 @@ async def _observe(owner: Owner, store: SecretStore) -> DestinationState:
 
 async def gather(
     deps: Deps, ref: KeyRef, body: Mapping[str, Any], *, project: ProjectView | None,
-    holders: list[tuple[str, str]],
+    holders: list[tuple[str, str]], known_namespace_labels: Mapping[str, str] | None = None,
 ) -> tuple[KeyFacts, dict[str, SecretStore]]:
-    """Read everything the planner needs for one pass over the key."""
+    """Read everything the planner needs for one pass over the key.
+
+    ``known_namespace_labels``: the namespace's labels as the operator's namespace watch has them
+    (kept current by watch events); without them the namespace is read.
+    """
     status = KeyStatus.from_dict(body.get("status"))
     facts = KeyFacts(namespace=ref.namespace, name=ref.name, uid=ref.uid, generation=ref.generation,
                      now=deps.clock(), status=status, settings=key_settings(deps), project=project)
@@ -164,7 +168,8 @@ async def gather(
         return replace(facts, spec_error=error), {}
     except PermanentError as error:
         return replace(facts, spec_error=SpecError("spec.vault", error.message)), {}
-    labels = await namespace_labels(deps.core, ref.namespace)
+    labels = (dict(known_namespace_labels) if known_namespace_labels is not None
+              else await namespace_labels(deps.core, ref.namespace))
     others = 0
     if project is not None and project.project_id is not None:
         limit = project.key_policy.max_keys
@@ -187,10 +192,11 @@ async def gather(
 
 async def reconcile_key(
     deps: Deps, ref: KeyRef, body: Mapping[str, Any], *, project: ProjectView | None,
-    holders: list[tuple[str, str]],
+    holders: list[tuple[str, str]], known_namespace_labels: Mapping[str, str] | None = None,
 ) -> Outcome:
     """One pass: gather, plan, execute. The returned status has been saved already."""
-    facts, stores = await gather(deps, ref, body, project=project, holders=holders)
+    facts, stores = await gather(deps, ref, body, project=project, holders=holders,
+                                 known_namespace_labels=known_namespace_labels)
     plan = plan_key(facts)
     outcome = await _Execution(deps, ref, facts, plan, stores).run()
     final = KeyStatus.from_dict(outcome.status)

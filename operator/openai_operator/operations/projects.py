@@ -30,6 +30,7 @@ from openai_operator.model.specs import (
 from openai_operator.model.status import ProjectStatus, SpendAlertRecord, SpendLimitStatus
 from openai_operator.openai.models import Project, SpendLimit
 from openai_operator.operations.outcome import Outcome
+from openai_operator.operations.project_access import sync_project_access
 from openai_operator.reconcile.project_plan import (
     RATE_LIMIT_FIELDS,
     ObservedRateLimit,
@@ -134,6 +135,8 @@ async def _converge(
     status = await _sync_rate_limits(deps, ref, spec, status, project.id, outcome, now)
     progress.status = status
     status = await _sync_budget(deps, ref, spec.budget, progress, project.id, outcome, now)
+    progress.status = status
+    status = await sync_project_access(deps, ref, spec, progress, project.id, outcome, now)
     return _condition(status, ConditionType.READY, True, reason, f"OpenAI project {project.id} is active", ref, now)
 
 

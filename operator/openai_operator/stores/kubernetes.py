@@ -235,6 +235,8 @@ class KubernetesSecretStore:
         self._namespace = namespace
         self._destination = destination
         self._fingerprint_key = fingerprint_key
+        self._seen_absent = False
+        """The last :meth:`observe` found no Secret (a store lives for one pass, so this is fresh)."""
 
     @property
     def name(self) -> str:
@@ -276,12 +278,18 @@ class KubernetesSecretStore:
             version=None,
             changed=True,
         )
+        if self._seen_absent:
+            # This pass observed no Secret a moment ago: create it without reading again (a first
+            # issue then costs one apiserver call here, not two). Created meanwhile by anyone: the
+            # 409 sends this write down the read-check-update path below, ownership check included.
+            self._seen_absent = False
+            try:
+                return await self._create(desired, material, result)
+            except ConflictError:
+                pass
         existing = await self._read()
         if existing is None:
-            await self._call("create", self._core.create_namespaced_secret, self._namespace, desired)
-            log.info("secret created", secret_name=self.name, namespace=self._namespace,
-                     key_id=material.key_id, revision=material.revision)
-            return result
+            return await self._create(desired, material, result)
         self._check_owned(existing, owner)
         updated = updated_body(existing, desired, owner)
         if _same(existing, updated):
@@ -294,8 +302,15 @@ class KubernetesSecretStore:
                  key_id=material.key_id, revision=material.revision)
         return result
 
+    async def _create(self, desired: dict[str, Any], material: KeyMaterial, result: WriteResult) -> WriteResult:
+        await self._call("create", self._core.create_namespaced_secret, self._namespace, desired)
+        log.info("secret created", secret_name=self.name, namespace=self._namespace,
+                 key_id=material.key_id, revision=material.revision)
+        return result
+
     async def observe(self, owner: Owner) -> Observed | None:
         existing = await self._read()
+        self._seen_absent = existing is None
         if existing is None:
             return None
         self._check_owned(existing, owner)
