@@ -241,9 +241,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     identities = (GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL)
     kopf.index(*providers, registry=registry)(kopf_fn(identity_provider_index))
     kopf.index(*identities, registry=registry)(kopf_fn(workload_identity_index))
-    kopf.daemon(*providers, registry=registry, id="sync", cancellation_timeout=60.0)(kopf_fn(provider_daemon))
-    kopf.on.update(*providers, registry=registry, field="spec")(kopf_fn(provider_nudge))
-    kopf.on.delete(*providers, registry=registry)(kopf_fn(provider_finalize))
     kopf.daemon(*identities, registry=registry, id="lifecycle", cancellation_timeout=60.0)(kopf_fn(identity_daemon))
     kopf.on.update(*identities, registry=registry, field="spec")(kopf_fn(identity_nudge))
     kopf.on.delete(*identities, registry=registry)(kopf_fn(identity_finalize))
+    if not config.manage_projects:
+        return  # the shard that manages projects also manages the cluster's providers; this one reads them
+    kopf.daemon(*providers, registry=registry, id="sync", cancellation_timeout=60.0)(kopf_fn(provider_daemon))
+    kopf.on.update(*providers, registry=registry, field="spec")(kopf_fn(provider_nudge))
+    kopf.on.delete(*providers, registry=registry)(kopf_fn(provider_finalize))
