@@ -18,6 +18,7 @@ import kubernetes
 from kubernetes.client import ApiClient, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi
 
 from openai_operator.config import OperatorConfig
+from openai_operator.k8s.identity import IdentityKube
 from openai_operator.k8s.objects import ObjectClient
 from openai_operator.k8s.shards import ShardMembership
 from openai_operator.metrics import OperatorMetrics
@@ -25,7 +26,7 @@ from openai_operator.model.naming import INSTANCE_ID_PATTERN
 from openai_operator.model.shards import serves_namespace
 from openai_operator.openai import AdminClient, new_http_client
 from openai_operator.openai.budget import RequestBudget
-from openai_operator.ports import AdminApi, ObjectStore
+from openai_operator.ports import AdminApi, IdentityAdmin, IdentityCluster, ObjectStore
 from openai_operator.reconcile.quota import QuotaLedger
 from openai_operator.stores.vault import VaultClientCache
 
@@ -48,6 +49,10 @@ class Deps:
     instance_id: str = "local"
     """Carried in every service-account name this installation makes (see ``model.naming``)."""
     quota: QuotaLedger = field(default_factory=QuotaLedger)
+    identity_admin: IdentityAdmin | None = None
+    """Workload identity federation's Admin API calls (the same client as ``admin``; ``None`` in tests
+    that do not need it)."""
+    identity_cluster: IdentityCluster | None = None
     shard: ShardMembership | None = None
     """This replica's shard membership when the operator is sharded (``--shard``)."""
     _closers: list[Callable[[], object]] = field(default_factory=list)
@@ -130,6 +135,8 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         metrics=metrics,
         vault_client_factory=vault_factory,
         instance_id=instance_id,
+        identity_admin=admin,
+        identity_cluster=IdentityKube(api_client),
     )
     if config.shard is not None:
         deps.shard = ShardMembership(CoordinationV1Api(api_client), config.shard, config.shard_member,

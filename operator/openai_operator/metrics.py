@@ -166,6 +166,22 @@ class OperatorMetrics:
             "Age of the newest daily cost bucket with any cost (now minus its start); it grows while polls fail.",
             namespace=NAMESPACE, registry=r,
         )
+        self.workload_identities = Gauge(
+            "workload_identities",
+            "OpenAIWorkloadIdentity objects by condition type and status (e.g. Ready=True).",
+            ["condition", "status"], namespace=NAMESPACE, registry=r,
+        )
+        self.jwks_uploads = Counter(
+            "jwks_uploads",
+            "Uploads of the cluster's service-account key set (JWKS) to an OpenAI identity provider.",
+            namespace=NAMESPACE, registry=r,
+        )
+        self.identity_mappings = Gauge(
+            "identity_provider_mappings",
+            "Federation rules (mappings) each OpenAI provider of an OpenAIIdentityProvider holds (at most 50).",
+            ["provider", "provider_id"], namespace=NAMESPACE, registry=r,
+        )
+        self._identity_conditions: dict[tuple[str, str], dict[str, str]] = {}
 
     def observe_admin_request(self, operation: str, status: str, duration_seconds: float, /) -> None:
         """Record one API attempt; the signature matches ``AdminClient``'s observer hook."""
@@ -201,6 +217,28 @@ class OperatorMetrics:
         self.keys.clear()
         for (condition, status), count in counts.items():
             self.keys.labels(condition=condition, status=status).set(count)
+
+    def record_jwks_upload(self) -> None:
+        """Count one JWKS upload (the cluster's signing keys changed, or a provider was created)."""
+        self.jwks_uploads.inc()
+
+    def set_identity_mappings(self, provider: str, provider_id: str, mappings: int) -> None:
+        """Set how many mappings one OpenAI provider holds."""
+        self.identity_mappings.labels(provider=provider, provider_id=provider_id).set(mappings)
+
+    def track_identity_conditions(self, namespace: str, name: str, conditions: Mapping[str, str] | None) -> None:
+        """Record (``None``: forget) one workload identity's conditions and refresh the gauge."""
+        if conditions is None:
+            self._identity_conditions.pop((namespace, name), None)
+        else:
+            self._identity_conditions[(namespace, name)] = dict(conditions)
+        counts: dict[tuple[str, str], int] = {}
+        for recorded in self._identity_conditions.values():
+            for condition, status in recorded.items():
+                counts[(condition, status)] = counts.get((condition, status), 0) + 1
+        self.workload_identities.clear()
+        for (condition, status), count in counts.items():
+            self.workload_identities.labels(condition=condition, status=status).set(count)
 
     def record_rotation(self, result: str, reason: str = "Unspecified") -> None:
         """Count a rotation attempt's outcome (``success`` or ``failure``) and why it started."""

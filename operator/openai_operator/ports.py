@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from openai_operator.openai.models import (
     CostBucket,
     CreatedServiceAccount,
+    FederationRule,
     Invite,
     ModelPermissions,
     OrgUser,
@@ -25,10 +26,24 @@ from openai_operator.openai.models import (
     ServiceTierSettings,
     SpendAlert,
     SpendLimit,
+    WorkloadIdentityProvider,
 )
 from openai_operator.secretvalue import SecretValue
 
-__all__ = ["AdminApi", "CostsAdmin", "KeyAdmin", "ObjectStore", "ProjectAccessAdmin", "ProjectAdmin"]
+if TYPE_CHECKING:
+    from openai_operator.k8s.identity import Issuer, WorkloadPatchResult
+    from openai_operator.model.identity import WorkloadRef
+
+__all__ = [
+    "AdminApi",
+    "CostsAdmin",
+    "IdentityAdmin",
+    "IdentityCluster",
+    "KeyAdmin",
+    "ObjectStore",
+    "ProjectAccessAdmin",
+    "ProjectAdmin",
+]
 
 
 class KeyAdmin(Protocol):
@@ -172,3 +187,73 @@ class ObjectStore(Protocol):
     async def patch_project_status(self, name: str, status: Mapping[str, Any]) -> None: ...
 
     async def cluster_peering_exists(self, name: str) -> bool: ...
+
+
+class IdentityAdmin(Protocol):
+    """The Admin API calls of workload identity federation (providers, rules, keyless service accounts)."""
+
+    async def create_service_account(
+        self, project_id: str, name: str, *, expires_in_seconds: int | None = None
+    ) -> CreatedServiceAccount: ...
+
+    async def get_service_account(self, project_id: str, service_account_id: str) -> ServiceAccount: ...
+
+    async def list_service_accounts(self, project_id: str, *, page_size: int = 100) -> list[ServiceAccount]: ...
+
+    async def delete_service_account(self, project_id: str, service_account_id: str) -> bool: ...
+
+    async def delete_project_api_key(self, project_id: str, key_id: str) -> bool: ...
+
+    async def list_identity_providers(self, *, page_size: int = 100) -> list[WorkloadIdentityProvider]: ...
+
+    async def create_identity_provider(
+        self, *, name: str, issuer: str, audience: str, jwks: Mapping[str, Any], description: str | None = None,
+    ) -> WorkloadIdentityProvider: ...
+
+    async def update_identity_provider(
+        self, provider_id: str, *, jwks: Mapping[str, Any] | None = None, audience: str | None = None,
+        issuer: str | None = None, enabled: bool | None = None,
+    ) -> WorkloadIdentityProvider: ...
+
+    async def delete_identity_provider(self, provider_id: str) -> bool: ...
+
+    async def list_federation_rules(
+        self, provider_id: str, *, service_account_id: str | None = None, page_size: int = 100,
+    ) -> list[FederationRule]: ...
+
+    async def get_federation_rule(self, provider_id: str, rule_id: str) -> FederationRule: ...
+
+    async def create_federation_rule(
+        self, provider_id: str, *, project_id: str, service_account_id: str,
+        attribute_matchers: Mapping[str, str | bool | int | float], scopes: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> FederationRule: ...
+
+    async def update_federation_rule(
+        self, provider_id: str, rule_id: str, *, attribute_matchers: Mapping[str, str | bool | int | float],
+        scopes: Sequence[str] | None, enabled: bool = True,
+    ) -> FederationRule: ...
+
+    async def delete_federation_rule(self, provider_id: str, rule_id: str) -> bool: ...
+
+
+class IdentityCluster(Protocol):
+    """The Kubernetes calls of workload identity (the issuer, both kinds, the ConfigMap, the workloads)."""
+
+    async def read_issuer(self) -> Issuer: ...
+
+    async def get_identity_provider(self, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_identity_provider_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+
+    async def get_workload_identity(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_workload_identity_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+
+    async def apply_config_map(self, namespace: str, name: str, data: Mapping[str, str], *, owner_name: str,
+                               owner_uid: str) -> None: ...
+
+    async def patch_workloads(
+        self, namespace: str, workloads: Sequence[WorkloadRef], *, service_account: str, config_map: str,
+        data: Mapping[str, str], audience: str, expiration_seconds: int,
+    ) -> WorkloadPatchResult: ...

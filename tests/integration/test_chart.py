@@ -45,10 +45,14 @@ CRD_NAMES = (
 # The ClusterRole, rule by rule, as (apiGroup, resource, verb, resourceName); see templates/rbac.yaml.
 OPERATOR_RULES = {
     *((group, resource, verb, "") for group, resources, verbs in (
-        ("openai.operator.dev", ("openaiprojects", "openaikeys"), ("get", "list", "watch", "patch")),
-        ("openai.operator.dev", ("openaiprojects/status", "openaikeys/status"), ("patch",)),
-        ("openai.operator.dev", ("openaikeys/finalizers",), ("update",)),
+        ("openai.operator.dev", ("openaiprojects", "openaikeys", "openaiidentityproviders",
+                                 "openaiworkloadidentities"), ("get", "list", "watch", "patch")),
+        ("openai.operator.dev", ("openaiprojects/status", "openaikeys/status", "openaiidentityproviders/status",
+                                 "openaiworkloadidentities/status"), ("patch",)),
+        ("openai.operator.dev", ("openaikeys/finalizers", "openaiworkloadidentities/finalizers"), ("update",)),
         ("", ("secrets",), ("get", "create", "update", "delete")),
+        ("", ("configmaps",), ("get", "create", "patch")),
+        ("nonResourceURLs", ("/.well-known/openid-configuration", "/openid/v1/jwks"), ("get",)),
         ("", ("namespaces",), ("get", "list", "watch")),
         ("", ("events",), ("create",)),
         ("kopf.dev", ("clusterkopfpeerings",), ("list", "watch")),
@@ -150,6 +154,9 @@ def _rules(cluster_role: dict[str, Any]) -> set[tuple[str, ...]]:
     """A ClusterRole's rules flattened to (group, resource, verb, resourceName) tuples."""
     flat: set[tuple[str, ...]] = set()
     for rule in cluster_role["rules"]:
+        for url in rule.get("nonResourceURLs", []):
+            for verb in rule["verbs"]:
+                flat.add(("nonResourceURLs", url, verb, ""))
         for group in rule.get("apiGroups", []):
             for resource in rule.get("resources", []):
                 for verb in rule["verbs"]:
@@ -179,13 +186,14 @@ def test_default_rendering(offline_helm: Helm) -> None:
     tenant_roles = {doc["metadata"]["name"]: doc for doc in _of(docs, "ClusterRole")
                     if doc["metadata"]["name"].startswith("openai-key-")}
     assert _rules(tenant_roles["openai-key-editor"]) == {
-        ("openai.operator.dev", "openaikeys", verb, "")
+        ("openai.operator.dev", resource, verb, "") for resource in ("openaikeys", "openaiworkloadidentities")
         for verb in ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")}, \
         "tenants never get openaikeys/status"
     assert tenant_roles["openai-key-editor"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] \
         == "true"
     assert _rules(tenant_roles["openai-key-viewer"]) == {
-        ("openai.operator.dev", "openaikeys", verb, "") for verb in ("get", "list", "watch")}
+        ("openai.operator.dev", resource, verb, "") for resource in ("openaikeys", "openaiworkloadidentities")
+        for verb in ("get", "list", "watch")}
     assert _one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     docs = [doc for doc in docs if doc["metadata"]["name"] not in tenant_roles]
     names = {doc["kind"]: doc["metadata"]["name"] for doc in docs}
@@ -523,6 +531,15 @@ def test_service_account_can_do_what_the_operator_needs_and_no_more(installed: R
         (("patch", "daemonsets.apps", "-n", tenant), False),
         (("delete", "deployments.apps", "-n", tenant), False),
         (("create", "events", "-n", tenant), True),
+        (("create", "configmaps", "-n", tenant), True),
+        (("patch", "configmaps", "-n", tenant), True),
+        (("list", "configmaps", "--all-namespaces"), False),
+        (("delete", "configmaps", "-n", tenant), False),
+        (("get", "/openid/v1/jwks"), True),
+        (("get", "/.well-known/openid-configuration"), True),
+        (("patch", "openaiworkloadidentities.openai.operator.dev", "--subresource=status", "-n", tenant), True),
+        (("patch", "openaiidentityproviders.openai.operator.dev", "--subresource=status"), True),
+        (("create", "openaiidentityproviders.openai.operator.dev"), False),
         (("get", f"namespaces/{tenant}"), True),
         (("list", "namespaces"), True),  # the namespace-label watch (keyPolicy selectors)
         (("watch", "namespaces"), True),
@@ -566,6 +583,11 @@ def test_tenants_with_edit_manage_keys_but_never_their_status(installed: Release
         wait_for(lambda: can("auditor", "list", "openaikeys.openai.operator.dev"), timeout=30,
                  what="the aggregated viewer role to reach view")
         assert not can("auditor", "create", "openaikeys.openai.operator.dev")
+        # Workload identities the same way: tenants manage them, never their status (its ids).
+        assert can("dev", "create", "openaiworkloadidentities.openai.operator.dev")
+        assert not can("dev", "patch", "openaiworkloadidentities.openai.operator.dev", "--subresource=status")
+        assert can("auditor", "list", "openaiworkloadidentities.openai.operator.dev")
+        assert not can("dev", "create", "openaiidentityproviders.openai.operator.dev")
     finally:
         kubectl("delete", "namespace", tenant, "--wait=false", check=False)
 

@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from harness import Emulator, OperatorProcess
+from openai_emulator.wif import ACCESS_TOKEN_PREFIX
 from scenario import DELIVERED, KEY_SHAPE, apply, key_manifest, secret_value, wait_ready
 from testbed import Kubectl
 
@@ -29,13 +30,16 @@ def test_no_key_material_anywhere(
         sources[str(path)] = path.read_text(errors="replace")
     assert sources, "operator logs were collected"
     sources["events"] = kubectl("get", "events", "-A", "-o", "json").stdout
-    for kind in ("openaikeys", "openaiprojects"):
+    for kind in ("openaikeys", "openaiprojects", "openaiidentityproviders", "openaiworkloadidentities"):
         sources[kind] = kubectl("get", kind, "-A", "-o", "json").stdout
+    managed = kubectl("get", "configmaps", "-A", "-l", "app.kubernetes.io/managed-by=openai-operator", "-o", "json")
+    sources["workload identity ConfigMaps"] = managed.stdout
     secrets_list = json.loads(kubectl("get", "secrets", "-A", "-o", "json").stdout)
     for item in secrets_list["items"]:
         sources[f"secret {item['metadata']['namespace']}/{item['metadata']['name']} metadata"] = json.dumps(
             item["metadata"])
     leaks = {where: len(KEY_SHAPE.findall(text)) + sum(text.count(v) for v in DELIVERED | {emulator.admin_key})
+             + text.count(ACCESS_TOKEN_PREFIX)  # workload identity access tokens never reach the operator
              for where, text in sources.items()}
     leaks = {where: found for where, found in leaks.items() if found}
     assert not leaks, f"key material found in: {sorted(leaks)}"

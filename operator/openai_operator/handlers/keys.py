@@ -26,7 +26,7 @@ from openai_operator.k8s.shards import RENEW_SECONDS
 from openai_operator.model.resources import GROUP, KEY_PLURAL, REVOKE_ANNOTATION, ROTATE_ANNOTATION, VERSION
 from openai_operator.model.status import KeyStatus
 from openai_operator.model.timestamps import parse_time
-from openai_operator.operations.inventory import KeyEntry
+from openai_operator.operations.inventory import KeyEntry, identity_holders
 from openai_operator.operations.key_deletion import finalize_key
 from openai_operator.operations.keys import KeyRef, reconcile_key
 from openai_operator.operations.outcome import Outcome
@@ -71,13 +71,16 @@ def key_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, *
                               issuing=recorded.pending is not None)}
 
 
-def _holders(index: KeyIndex, project: str | None) -> list[tuple[str, str]]:
+def _holders(index: KeyIndex, project: str | None, identities: Any = None) -> list[tuple[str, str]]:
+    """Who holds one of the project's ``maxKeys`` slots: keys with a credential, and workload identities
+    with a mapping (``identity_holders``), which count the same."""
     found = index.get(project) if project else None
-    return [(e.namespace, e.name) for e in found or () if e.current is not None or e.issuing]
+    return [(e.namespace, e.name) for e in found or () if e.current is not None or e.issuing] + \
+        identity_holders(identities, project)
 
 
 async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.Index[str, ProjectView],
-                    key_index: KeyIndex, namespace_index: NamespaceIndex) -> Outcome | None:
+                    key_index: KeyIndex, namespace_index: NamespaceIndex, identity_index: Any = None) -> Outcome | None:
     async def operate(body: Any) -> Outcome:
         if not await claim_for_this_shard(deps, "OpenAIKey", namespace, name, body, deps.objects.patch_key_status):
             # Another shard's live replica still serves this namespace: look again after its next renewal.
@@ -87,7 +90,7 @@ async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.I
         project_name = (spec.get("projectRef") or {}).get("name")
         ref = KeyRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
         return await reconcile_key(deps, ref, body, project=project_view(project_index, project_name),
-                                   holders=_holders(key_index, project_name),
+                                   holders=_holders(key_index, project_name, identity_index),
                                    known_namespace_labels=_labels(namespace_index, namespace))
 
     outcome = await one_pass(deps, "OpenAIKey", namespace, name, lambda: deps.objects.get_key(namespace, name),
@@ -103,7 +106,8 @@ async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.I
 
 async def daemon(
     namespace: str, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo,
-    project_index: kopf.Index[str, ProjectView], key_index: KeyIndex, namespace_index: NamespaceIndex, **_: Any,
+    project_index: kopf.Index[str, ProjectView], key_index: KeyIndex, namespace_index: NamespaceIndex,
+    workload_identity_index: Any = None, **_: Any,
 ) -> None:
     """The key's loop: a pass, then wait for the plan's next time, a nudge or the resync interval."""
     deps: Deps = memo["deps"]
@@ -115,7 +119,8 @@ async def daemon(
         # Each key re-checks at its own phase of the interval, so thousands of keys never wake together.
         wait = resync_delay(identity, resync, datetime.now(UTC))
         try:
-            outcome = await _key_pass(deps, namespace, name, project_index, key_index, namespace_index)
+            outcome = await _key_pass(deps, namespace, name, project_index, key_index, namespace_index,
+                                      workload_identity_index)
             errors = 0
             if outcome is not None and outcome.requeue_after is not None:
                 wait = min(outcome.requeue_after, wait)

@@ -109,7 +109,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 def register(config: OperatorConfig) -> kopf.OperatorRegistry:
     """Register every handler in a fresh registry (timer intervals come from ``config``)."""
-    from openai_operator.handlers import keys, projects, spend
+    from openai_operator.handlers import identity, keys, projects, spend
 
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(kopf.login_via_client)
@@ -118,6 +118,7 @@ def register(config: OperatorConfig) -> kopf.OperatorRegistry:
     projects.register(registry, config)
     keys.register(registry, config)
     spend.register(registry, config)
+    identity.register(registry, config)
     return registry
 
 

@@ -23,7 +23,7 @@ from openai_operator.model.conditions import ConditionType
 from openai_operator.model.resources import GROUP, PROJECT_PLURAL, VERSION
 from openai_operator.model.specs import KeyPolicy, parse_project_spec
 from openai_operator.model.status import ProjectStatus
-from openai_operator.operations.inventory import KeyEntry, take_inventory
+from openai_operator.operations.inventory import IdentityEntry, KeyEntry, take_inventory
 from openai_operator.operations.outcome import Outcome
 from openai_operator.operations.projects import ProjectRef, finalize_project, reconcile_project
 from openai_operator.reconcile.backoff import retry_delay
@@ -66,6 +66,12 @@ def _claimed_first_by(index: kopf.Index[str, tuple[str, str]], project_id: str |
     return claims[0][1] if claims else None
 
 
+def _identities(index: kopf.Index[str, IdentityEntry] | None) -> list[IdentityEntry]:
+    """Every OpenAIWorkloadIdentity (listed under ``*`` in the index), whatever its project."""
+    found = index.get("*") if index is not None else None
+    return list(found) if found is not None else []
+
+
 def _keys_of(key_index: kopf.Index[str, KeyEntry], name: str) -> list[KeyEntry]:
     found = key_index.get(name)
     return list(found) if found is not None else []
@@ -97,7 +103,8 @@ async def reconcile(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEn
         raise_for(outcome.error, delay=retry_delay(failed, name))
 
 
-async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEntry], **_: Any) -> None:
+async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEntry],
+                    workload_identity_index: kopf.Index[str, IdentityEntry] | None = None, **_: Any) -> None:
     """One paged list of the project's service accounts: orphans revoked, deleted credentials reported."""
     deps: Deps = memo["deps"]
     wakeups: Wakeups = memo["wakeups"]
@@ -109,7 +116,8 @@ async def inventory(name: str, memo: kopf.Memo, key_index: kopf.Index[str, KeyEn
         return
     try:
         result = await take_inventory(deps, project_id, lambda: _keys_of(key_index, name),
-                                      judge_orphans_in=deps.serves)
+                                      judge_orphans_in=deps.serves,
+                                      identities=lambda: _identities(workload_identity_index))
         for entry, account_id in result.missing:
             async with deps.lock("OpenAIKey", entry.namespace, entry.name):
                 key = await deps.objects.get_key(entry.namespace, entry.name)

@@ -20,16 +20,18 @@ import kopf
 
 from openai_operator.config import OperatorConfig
 from openai_operator.handlers._common import kopf_fn, post
-from openai_operator.model.resources import GROUP, KEY_PLURAL, PROJECT_PLURAL, VERSION
+from openai_operator.model.resources import GROUP, KEY_PLURAL, PROJECT_PLURAL, VERSION, WORKLOAD_IDENTITY_PLURAL
 from openai_operator.operations.spend import (
+    IdentitySpendView,
     KeySpendView,
     ProjectSpendView,
     SpendPoller,
+    identity_spend_entries,
     key_spend_entries,
     project_spend_entry,
 )
 
-__all__ = ["key_spend_index", "project_spend_index", "register"]
+__all__ = ["identity_spend_index", "key_spend_index", "project_spend_index", "register"]
 
 _V = TypeVar("_V")
 
@@ -44,6 +46,12 @@ def key_spend_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Sta
     return key_spend_entries(namespace, name, dict(spec), dict(status), dict(meta))
 
 
+def identity_spend_index(namespace: str, name: str, status: kopf.Status, meta: kopf.Meta,
+                         **_: Any) -> dict[str, IdentitySpendView]:
+    """Workload identities by their service account id (the id their access-token costs carry)."""
+    return identity_spend_entries(namespace, name, dict(status), dict(meta))
+
+
 def _distinct(index: kopf.Index[str, _V], identity: Callable[[_V], object]) -> list[_V]:
     """Each object once (a key appears under each of its key ids)."""
     seen: dict[object, _V] = {}
@@ -54,11 +62,15 @@ def _distinct(index: kopf.Index[str, _V], identity: Callable[[_V], object]) -> l
 
 
 async def tick(memo: kopf.Memo, project_spend_index: kopf.Index[str, ProjectSpendView],
-               key_spend_index: kopf.Index[str, KeySpendView], **_: Any) -> None:
+               key_spend_index: kopf.Index[str, KeySpendView],
+               identity_spend_index: kopf.Index[str, IdentitySpendView] | None = None, **_: Any) -> None:
     poller: SpendPoller | None = memo.get("spend_poller")
     if poller is None:
         poller = memo["spend_poller"] = SpendPoller(memo["deps"], memo["config"].spend_poll_interval, post=post,
                                                     nudge=memo["wakeups"].nudge)
+    if identity_spend_index is not None:
+        index = identity_spend_index
+        poller.identity_targets = lambda: _distinct(index, lambda v: (v.namespace, v.name))
     # A shard that does not manage projects writes the spend of its own keys only.
     manage_projects = memo["config"].manage_projects
     await poller.tick(lambda: (_distinct(project_spend_index, lambda v: v.name) if manage_projects else [],
@@ -79,6 +91,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     keys = (GROUP, VERSION, KEY_PLURAL)
     kopf.index(*projects, registry=registry)(kopf_fn(project_spend_index))
     kopf.index(*keys, registry=registry)(kopf_fn(key_spend_index))
+    kopf.index(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, registry=registry)(kopf_fn(identity_spend_index))
     interval = tick_interval(config)
     kopf.timer(*projects, registry=registry, id="spend", interval=interval, initial_delay=interval)(kopf_fn(tick))
     kopf.on.delete(*projects, registry=registry, id="forget-spend", optional=True)(kopf_fn(forget_project))

@@ -133,6 +133,35 @@ class Reason(StrEnum):
     SPEND_ALERTS_SYNCED = "SpendAlertsSynced"
     """Event: the operator created, updated or deleted its own spend alerts for ``alertEmails``."""
 
+    # --- OpenAIIdentityProvider Ready (and its Events) -----------------------------------------------
+    PROVIDER_SYNCED = "ProviderSynced"
+    """Every OpenAI provider of the cluster holds the issuer, audience and the cluster's current JWKS."""
+    JWKS_UPLOADED = "JwksUploaded"
+    """Event: the cluster's signing keys changed and the new key set was uploaded to OpenAI."""
+    ISSUER_UNAVAILABLE = "IssuerUnavailable"
+    """The apiserver's ``/.well-known/openid-configuration`` or ``/openid/v1/jwks`` could not be read
+    (RBAC on the non-resource URLs, or no service-account issuer configured)."""
+    PROVIDER_LIMIT_REACHED = "ProviderLimitReached"
+    """Every provider of the issuer holds 50 mappings and the organisation has 50 providers."""
+    PROVIDER_ADDED = "ProviderAdded"
+    """Event: the operator registered one more OpenAI provider for the issuer (the others are full)."""
+
+    # --- OpenAIWorkloadIdentity Ready (and its Events) -----------------------------------------------
+    MAPPED = "Mapped"
+    """The service account, its federation rule and the ConfigMap exist and match the spec."""
+    PROVIDER_NOT_READY = "ProviderNotReady"
+    """The OpenAIIdentityProvider is missing, not Ready, or ambiguous (several exist: set ``spec.providerRef``)."""
+    PROVIDER_FULL = "ProviderFull"
+    """Every OpenAI provider of the issuer holds 50 mappings; a further one is being added (or cannot be)."""
+    MAPPING_REPAIRED = "MappingRepaired"
+    """Event: the federation rule or service account was deleted or edited outside the operator and put back."""
+    WORKLOADS_PATCHED = "WorkloadsPatched"
+    """Event: ``spec.workloads`` got the projected token volume and the environment (their pods roll)."""
+    WORKLOAD_PATCH_FAILED = "WorkloadPatchFailed"
+    """A workload of ``spec.workloads`` is missing or may not be patched (RBAC); the mapping itself works."""
+    UNMAPPED = "Unmapped"
+    """Event: the federation rule and the service account of a workload identity were deleted."""
+
     # --- OpenAIProject MembersSynced (and Events of the members mirror) ----------------------------
     MEMBERS_SYNCED = "MembersSynced"
     """Every ``spec.members`` entry is a project user with its role (and, with ``Exclusive``, nobody else is)."""

@@ -6,6 +6,8 @@ from typing import Final
 
 __all__ = [
     "GROUP",
+    "IDENTITY_PROVIDER_KIND",
+    "IDENTITY_PROVIDER_PLURAL",
     "KEY_KIND",
     "KEY_PLURAL",
     "PROJECT_KIND",
@@ -13,6 +15,8 @@ __all__ = [
     "REVOKE_ANNOTATION",
     "ROTATE_ANNOTATION",
     "VERSION",
+    "WORKLOAD_IDENTITY_KIND",
+    "WORKLOAD_IDENTITY_PLURAL",
 ]
 
 GROUP: Final = "openai.operator.dev"
@@ -21,6 +25,10 @@ PROJECT_KIND: Final = "OpenAIProject"
 PROJECT_PLURAL: Final = "openaiprojects"
 KEY_KIND: Final = "OpenAIKey"
 KEY_PLURAL: Final = "openaikeys"
+IDENTITY_PROVIDER_KIND: Final = "OpenAIIdentityProvider"
+IDENTITY_PROVIDER_PLURAL: Final = "openaiidentityproviders"
+WORKLOAD_IDENTITY_KIND: Final = "OpenAIWorkloadIdentity"
+WORKLOAD_IDENTITY_PLURAL: Final = "openaiworkloadidentities"
 
 ROTATE_ANNOTATION: Final = f"{GROUP}/rotate"
 """Each new value rotates the key once, with the usual grace period for the old credential."""

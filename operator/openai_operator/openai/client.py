@@ -47,6 +47,7 @@ from openai_operator.openai.errors import (
 from openai_operator.openai.models import (
     CostBucket,
     CreatedServiceAccount,
+    FederationRule,
     Invite,
     IssuedKey,
     ModelPermissions,
@@ -59,6 +60,7 @@ from openai_operator.openai.models import (
     ServiceTierSettings,
     SpendAlert,
     SpendLimit,
+    WorkloadIdentityProvider,
 )
 from openai_operator.openai.retry import Failure, RetryPolicy
 from openai_operator.secretvalue import SecretValue
@@ -760,6 +762,116 @@ class AdminClient:
                 raise
             _log.info("openai.verify_key", outcome="authenticated_but_throttled", status=429)
 
+    # ----------------------------------------------------------- workload identity federation
+
+    async def list_identity_providers(self, *, page_size: int = 100) -> list[WorkloadIdentityProvider]:
+        """Every workload identity provider of the organisation (all pages)."""
+        call = _Call("list_identity_providers", "GET", "/organization/workload_identity_providers",
+                     query=[("limit", str(page_size))])
+        return [_parse(call.operation, WorkloadIdentityProvider.from_api, i) async for i in self._paginate(call)]
+
+    async def get_identity_provider(self, provider_id: str) -> WorkloadIdentityProvider:
+        """One provider; :class:`~.errors.ApiNotFoundError` if it is gone."""
+        call = _Call("get_identity_provider", "GET", "/organization/workload_identity_providers/{provider_id}",
+                     {"provider_id": provider_id})
+        return await self._fetch(call, WorkloadIdentityProvider.from_api)
+
+    async def create_identity_provider(
+        self, *, name: str, issuer: str, audience: str, jwks: Mapping[str, Any], description: str | None = None,
+    ) -> WorkloadIdentityProvider:
+        """Register an OIDC issuer with its key set uploaded (``verification: uploaded_jwks``).
+
+        Not retried on ambiguous failures: the caller finds a provider it made by its name first.
+        """
+        body: dict[str, Any] = {"name": name, "issuer": issuer, "audience": audience, "type": "oidc",
+                                "enabled": True, "verification": {"type": "uploaded_jwks", "jwks": dict(jwks)}}
+        if description is not None:
+            body["description"] = description
+        call = _Call("create_identity_provider", "POST", "/organization/workload_identity_providers",
+                     body=body, idempotent=False)
+        return await self._fetch(call, WorkloadIdentityProvider.from_api)
+
+    async def update_identity_provider(
+        self, provider_id: str, *, jwks: Mapping[str, Any] | None = None, audience: str | None = None,
+        issuer: str | None = None, enabled: bool | None = None,
+    ) -> WorkloadIdentityProvider:
+        """Change a provider (``POST …/{id}``, partial: omitted fields are kept); the JWKS re-upload."""
+        body: dict[str, Any] = {}
+        if jwks is not None:
+            body["verification"] = {"type": "uploaded_jwks", "jwks": dict(jwks)}
+        if audience is not None:
+            body["audience"] = audience
+        if issuer is not None:
+            body["issuer"] = issuer
+        if enabled is not None:
+            body["enabled"] = enabled
+        call = _Call("update_identity_provider", "POST", "/organization/workload_identity_providers/{provider_id}",
+                     {"provider_id": provider_id}, body=body)
+        return await self._fetch(call, WorkloadIdentityProvider.from_api)
+
+    async def delete_identity_provider(self, provider_id: str) -> bool:
+        """Delete a provider (OpenAI requires its rules to be deleted first). ``False`` if already gone."""
+        call = _Call("delete_identity_provider", "DELETE", "/organization/workload_identity_providers/{provider_id}",
+                     {"provider_id": provider_id}, not_found_expected=True)
+        return await self._delete(call)
+
+    async def list_federation_rules(
+        self, provider_id: str, *, service_account_id: str | None = None, page_size: int = 100,
+    ) -> list[FederationRule]:
+        """Every rule of a provider (all pages), or only those of one service account."""
+        query: Query = [("limit", str(page_size))]
+        if service_account_id is not None:
+            query.append(("service_account_id", service_account_id))
+        call = _Call("list_federation_rules", "GET",
+                     "/organization/workload_identity_providers/{provider_id}/federation_rules",
+                     {"provider_id": provider_id}, query=query)
+        return [_parse(call.operation, FederationRule.from_api, i) async for i in self._paginate(call)]
+
+    async def get_federation_rule(self, provider_id: str, rule_id: str) -> FederationRule:
+        """One rule; :class:`~.errors.ApiNotFoundError` if it (or its provider) is gone."""
+        call = _Call("get_federation_rule", "GET",
+                     "/organization/workload_identity_providers/{provider_id}/federation_rules/{rule_id}",
+                     {"provider_id": provider_id, "rule_id": rule_id})
+        return await self._fetch(call, FederationRule.from_api)
+
+    async def create_federation_rule(
+        self, provider_id: str, *, project_id: str, service_account_id: str,
+        attribute_matchers: Mapping[str, str | bool | int | float], scopes: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> FederationRule:
+        """Map claims to a service account; ``scopes=None`` is ``service_account_default`` permissions.
+
+        Not retried on ambiguous failures: the caller looks for the rule by service account first.
+        """
+        body: dict[str, Any] = {"project_id": project_id, "service_account_id": service_account_id,
+                                "attribute_matchers": dict(attribute_matchers), "enabled": True,
+                                "permissions": _permissions(scopes)}
+        if name is not None:
+            body["name"] = name
+        call = _Call("create_federation_rule", "POST",
+                     "/organization/workload_identity_providers/{provider_id}/federation_rules",
+                     {"provider_id": provider_id}, body=body, idempotent=False)
+        return await self._fetch(call, FederationRule.from_api)
+
+    async def update_federation_rule(
+        self, provider_id: str, rule_id: str, *, attribute_matchers: Mapping[str, str | bool | int | float],
+        scopes: Sequence[str] | None, enabled: bool = True,
+    ) -> FederationRule:
+        """Put a rule back to what it should be (matchers, permissions, enabled); ids are immutable."""
+        body: dict[str, Any] = {"attribute_matchers": dict(attribute_matchers), "enabled": enabled,
+                                "permissions": _permissions(scopes)}
+        call = _Call("update_federation_rule", "POST",
+                     "/organization/workload_identity_providers/{provider_id}/federation_rules/{rule_id}",
+                     {"provider_id": provider_id, "rule_id": rule_id}, body=body)
+        return await self._fetch(call, FederationRule.from_api)
+
+    async def delete_federation_rule(self, provider_id: str, rule_id: str) -> bool:
+        """Delete a rule. ``False`` if it was already gone."""
+        call = _Call("delete_federation_rule", "DELETE",
+                     "/organization/workload_identity_providers/{provider_id}/federation_rules/{rule_id}",
+                     {"provider_id": provider_id, "rule_id": rule_id}, not_found_expected=True)
+        return await self._delete(call)
+
     # ---------------------------------------------------------------------------------- internals
 
     async def _fetch(self, call: _Call, parse: Callable[[JSONObject], _T]) -> _T:
@@ -945,6 +1057,12 @@ def _alert_body(
         "interval": interval,
         "notification_channel": {"type": "email", "recipients": list(recipients), "subject_prefix": subject_prefix},
     }
+
+
+def _permissions(scopes: Sequence[str] | None) -> dict[str, Any]:
+    if scopes is None:
+        return {"type": "service_account_default"}
+    return {"type": "restricted", "scopes": list(scopes)}
 
 
 def _bool(value: bool) -> str:

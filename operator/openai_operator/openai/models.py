@@ -25,6 +25,7 @@ __all__ = [
     "CostBucket",
     "CostResult",
     "CreatedServiceAccount",
+    "FederationRule",
     "Invite",
     "IssuedKey",
     "ModelPermissions",
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceTierSettings",
     "SpendAlert",
     "SpendLimit",
+    "WorkloadIdentityProvider",
 ]
 
 JSONObject = Mapping[str, Any]
@@ -485,3 +487,79 @@ class ServiceTierSettings:
         else:
             raise ValueError("missing or invalid field 'enabled_tiers'")
         return cls(default=_req_str(data, "default"), enabled_tiers=tiers)
+
+
+# --------------------------------------------------------------------- workload identity federation
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadIdentityProvider:
+    """An OIDC identity provider of the organisation (``organization.workload_identity_provider``).
+
+    ``jwks`` is the uploaded key set when ``verification.type == "uploaded_jwks"`` (public keys only),
+    ``None`` for discovery mode.
+    """
+
+    id: str
+    name: str
+    issuer: str
+    audience: str
+    enabled: bool
+    verification_type: str | None
+    jwks: Mapping[str, Any] | None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> WorkloadIdentityProvider:
+        """Parse a provider object (SDK 3.57 ``WorkloadIdentityProvider``)."""
+        verification = _obj(data, "verification")
+        jwks = verification.get("jwks")
+        return cls(
+            id=_req_str(data, "id"),
+            name=_opt_str(data, "name") or "",
+            issuer=_req_str(data, "issuer"),
+            audience=_opt_str(data, "audience") or "",
+            enabled=data.get("enabled") is not False,
+            verification_type=_opt_str(verification, "type"),
+            jwks=jwks if isinstance(jwks, Mapping) else None,
+            created_at=_opt_ts(data, "created_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FederationRule:
+    """A mapping from token claims to one project service account (``…workload_identity_federation_rule``).
+
+    ``scopes`` is ``None`` for ``permissions.type == "service_account_default"``, the tuple of scopes
+    for ``restricted``.
+    """
+
+    id: str
+    provider_id: str
+    project_id: str
+    service_account_id: str
+    name: str | None
+    enabled: bool
+    attribute_matchers: Mapping[str, str | bool | int | float]
+    scopes: tuple[str, ...] | None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, data: JSONObject) -> FederationRule:
+        """Parse a federation rule (SDK 3.57 ``FederationRule``)."""
+        permissions = _obj(data, "permissions")
+        raw_scopes = permissions.get("scopes")
+        scopes = (tuple(s for s in raw_scopes if isinstance(s, str))
+                  if permissions.get("type") == "restricted" and isinstance(raw_scopes, list) else None)
+        matchers = data.get("attribute_matchers")
+        return cls(
+            id=_req_str(data, "id"),
+            provider_id=_opt_str(data, "workload_identity_provider_id") or "",
+            project_id=_req_str(data, "project_id"),
+            service_account_id=_req_str(data, "service_account_id"),
+            name=_opt_str(data, "name"),
+            enabled=data.get("enabled") is not False,
+            attribute_matchers=dict(matchers) if isinstance(matchers, Mapping) else {},
+            scopes=scopes,
+            created_at=_opt_ts(data, "created_at"),
+        )

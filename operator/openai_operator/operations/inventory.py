@@ -21,16 +21,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from openai_operator.deps import Deps
 from openai_operator.errors import NotFoundError
+from openai_operator.model.identity import parse_identity_account_name
 from openai_operator.model.naming import parse_service_account_name
 from openai_operator.model.reasons import Reason
 from openai_operator.operations.outcome import Outcome
 
-__all__ = ["InventoryResult", "KeyEntry", "take_inventory"]
+__all__ = ["IdentityEntry", "InventoryResult", "KeyEntry", "identity_holders", "quota_name", "take_inventory"]
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,43 @@ class KeyEntry:
     current: str | None = None
     created_at: datetime | None = None
     issuing: bool = False
+
+
+@dataclass(frozen=True)
+class IdentityEntry:
+    """What the workload-identity index knows of one OpenAIWorkloadIdentity."""
+
+    namespace: str
+    name: str
+    service_account_id: str | None = None
+    holds: bool = False
+    """Whether its status records a federation rule (it counts toward ``maxKeys``)."""
+
+
+def quota_name(namespace: str, name: str) -> tuple[str, str]:
+    """How a workload identity is named among ``maxKeys`` holders (apart from a key of the same name)."""
+    return (namespace, f"OpenAIWorkloadIdentity/{name}")
+
+
+def identity_holders(index: Any, project: str | None) -> list[tuple[str, str]]:
+    """The workload identities of ``project`` that hold a mapping (from the identity index, by project)."""
+    found = index.get(project) if index is not None and project else None
+    return [quota_name(e.namespace, e.name) for e in found or () if e.holds]
+
+
+def _identity_orphans(deps: Deps, accounts: Sequence[tuple[str, str]], identities: Sequence[IdentityEntry],
+                      judged: Callable[[str], bool]) -> list[tuple[str, str]]:
+    recorded = {i.service_account_id for i in identities if i.service_account_id}
+    found = []
+    for account_id, name in accounts:
+        parsed = parse_identity_account_name(name)
+        if parsed is None or parsed.instance != deps.instance_id or account_id in recorded:
+            continue
+        if not deps.config.clusterwide and (parsed.shortened or not judged(parsed.owner.split(".", 1)[0])):
+            continue  # a namespace another operator (shard) serves, or one a shortened name hides
+        if not any(parsed.belongs_to(deps.instance_id, i.namespace, i.name) for i in identities):
+            found.append((account_id, name))
+    return found
 
 
 @dataclass
@@ -72,7 +111,7 @@ def _orphans(deps: Deps, accounts: Sequence[tuple[str, str]], keys: Sequence[Key
 
 async def take_inventory(
     deps: Deps, project_id: str, keys: Callable[[], Sequence[KeyEntry]], *,
-    judge_orphans_in: Callable[[str], bool] | None,
+    judge_orphans_in: Callable[[str], bool] | None, identities: Callable[[], Sequence[IdentityEntry]] = tuple,
 ) -> InventoryResult:
     """List the project's service accounts once, revoke orphans, and report deleted credentials.
 
@@ -83,6 +122,10 @@ async def take_inventory(
     then, while a snapshot taken before a slow listing misses keys created during it and would take
     their fresh credentials for orphans. Each orphan is checked against the index once more right
     before it is deleted.
+
+    ``identities`` (every OpenAIWorkloadIdentity, read the same way) judges the keyless ``wif.``
+    accounts: one whose identity no longer exists is an orphan too (its rule is swept by the
+    provider's pass).
     """
     outcome = Outcome()
     taken_at = deps.clock()
@@ -97,6 +140,15 @@ async def take_inventory(
             log.info("orphan revoked", project_id=project_id, service_account_id=account_id, name=name)
             outcome.note("Normal", Reason.ORPHAN_REVOKED,
                          f"Revoked service account {name} ({account_id}): no OpenAIKey holds it")
+        for account_id, name in _identity_orphans(deps, [(a.id, a.name) for a in accounts], identities(),
+                                                  judge_orphans_in):
+            if not _identity_orphans(deps, [(account_id, name)], identities(), judge_orphans_in):
+                continue
+            await deps.admin.delete_service_account(project_id, account_id)
+            deps.metrics.record_orphan_revoked()
+            log.info("orphan revoked", project_id=project_id, service_account_id=account_id, name=name)
+            outcome.note("Normal", Reason.ORPHAN_REVOKED,
+                         f"Revoked service account {name} ({account_id}): no OpenAIWorkloadIdentity holds it")
     missing = []
     for key in keys():
         current = key.current

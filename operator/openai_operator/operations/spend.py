@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from openai_operator.deps import Deps
 from openai_operator.errors import OperatorError, retry_after
 from openai_operator.model.conditions import ConditionType
+from openai_operator.model.identity import WorkloadIdentityStatus
 from openai_operator.model.specs import KeyBudget, ProjectBudget
 from openai_operator.model.status import KeyStatus, ProjectStatus, Spend
 from openai_operator.operations.outcome import Note
@@ -35,14 +36,28 @@ from openai_operator.reconcile.spend import (
     assess_key,
     assess_project,
     cost_report,
+    identity_spend,
     key_ids,
     next_period_start,
     period_start,
     spend_fields,
 )
 
-__all__ = ["FanOut", "KeySpendView", "ProjectSpendView", "SpendPoller", "apply_spend", "key_budget",
-           "key_spend_entries", "project_budget", "project_spend_entry", "read_costs"]
+__all__ = [
+    "FanOut",
+    "IdentitySpendView",
+    "KeySpendView",
+    "ProjectSpendView",
+    "SpendPoller",
+    "apply_identity_spend",
+    "apply_spend",
+    "identity_spend_entries",
+    "key_budget",
+    "key_spend_entries",
+    "project_budget",
+    "project_spend_entry",
+    "read_costs",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +129,55 @@ def key_spend_entries(namespace: str, name: str, spec: Mapping[str, Any], status
     recorded = KeyStatus.from_dict(status)
     view = KeySpendView(namespace, name, meta.get("generation"), key_budget(spec), recorded)
     return dict.fromkeys(key_ids(recorded), view)
+
+
+@dataclass(frozen=True)
+class IdentitySpendView:
+    """What the poller needs of one OpenAIWorkloadIdentity (indexed by its service account id)."""
+
+    namespace: str
+    name: str
+    service_account_id: str
+    spend: Spend | None
+
+
+def identity_spend_entries(namespace: str, name: str, status: Mapping[str, Any],
+                           meta: Mapping[str, Any]) -> dict[str, IdentitySpendView]:
+    """The index entry of one OpenAIWorkloadIdentity: its service account id → what the poller needs."""
+    if meta.get("deletionTimestamp"):
+        return {}
+    recorded = WorkloadIdentityStatus.from_dict(status)
+    if recorded.service_account_id is None:
+        return {}
+    return {recorded.service_account_id: IdentitySpendView(namespace, name, recorded.service_account_id,
+                                                           recorded.spend)}
+
+
+async def apply_identity_spend(deps: Deps, report: CostReport, identities: Iterable[IdentitySpendView],
+                               out: FanOut) -> None:
+    """``status.spend`` of each workload identity; written only when it changed (read fresh under its lock)."""
+    cluster = deps.identity_cluster
+    if cluster is None:
+        return
+    for view in identities:
+        spend = identity_spend(view.spend, view.service_account_id, report)
+        if spend is None or (view.spend is not None and spend.to_dict() == view.spend.to_dict()):
+            continue
+        try:
+            async with deps.lock("OpenAIWorkloadIdentity", view.namespace, view.name):
+                body = await cluster.get_workload_identity(view.namespace, view.name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    continue
+                current = WorkloadIdentityStatus.from_dict(body.get("status"))
+                fresh = identity_spend(current.spend, current.service_account_id, report)
+                if fresh is None or (current.spend is not None and fresh.to_dict() == current.spend.to_dict()):
+                    continue
+                await cluster.patch_workload_identity_status(view.namespace, view.name, {"spend": fresh.to_dict()})
+                out.written += 1
+            deps.metrics.set_spend("OpenAIWorkloadIdentity", view.namespace, view.name, fresh.month_to_date_usd,
+                                   fresh.forecast_usd, None)
+        except OperatorError as error:
+            out.failed.append((f"{view.namespace}/{view.name}", error.message))
 
 
 async def read_costs(deps: Deps) -> CostReport:
@@ -335,6 +399,8 @@ class SpendPoller:
         self._due = 0.0  # on the monotonic clock: poll at the first tick
         self._failures = 0
         self._newest_bucket: float | None = None
+        self.identity_targets: Callable[[], Iterable[IdentitySpendView]] | None = None
+        """Workload identities to bring up to date too (set by the handler; read only when polling)."""
 
     async def tick(self, targets: Callable[[], tuple[Iterable[ProjectSpendView], Iterable[KeySpendView]]]) -> None:
         """Poll if due (``targets`` gives the objects, read only then); otherwise return at once."""
@@ -351,6 +417,8 @@ class SpendPoller:
         try:
             report = await read_costs(deps)
             fan_out = await apply_spend(deps, report, projects, keys, post=self._post)
+            if self.identity_targets is not None:
+                await apply_identity_spend(deps, report, self.identity_targets(), fan_out)
         except Exception as error:
             self._failures += 1
             backoff = min(retry_delay(self._failures, "spend-poll"), self._interval)

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from openai_operator.model.durations import format_duration
+from openai_operator.model.identity import WorkloadIdentitySpec
 from openai_operator.model.reasons import Reason
 from openai_operator.model.specs import DEFAULT_GRACE_PERIOD, KeyPolicy, KeySpec, vault_path_within
 from openai_operator.reconcile.schedule import RotationGaps, validate_rotation
 
-__all__ = ["ProjectView", "Refusal", "check_key_policy", "grace_period_for"]
+__all__ = ["ProjectView", "Refusal", "check_identity_policy", "check_key_policy", "check_project_access",
+           "grace_period_for"]
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,9 @@ def check_key_policy(
     """
     gaps = validate_rotation(spec.rotation) if spec.rotation is not None else None
     ref = spec.project_ref.name
-    if project is None or project.deleting:
-        return Refusal(Reason.PROJECT_NOT_FOUND, f"OpenAIProject {ref!r} does not exist")
-    if not project.ready or project.project_id is None:
-        return Refusal(Reason.PROJECT_NOT_READY, f"OpenAIProject {ref!r} is not Ready yet")
-    if namespace_labels is None or not project.key_policy.allows_namespace(namespace, namespace_labels):
-        return Refusal(
-            Reason.NAMESPACE_NOT_ALLOWED,
-            f"OpenAIProject {ref!r} does not allow keys in namespace {namespace!r} "
-            "(spec.keyPolicy.allowedNamespaces)",
-        )
+    refusal = check_project_access(ref, namespace=namespace, namespace_labels=namespace_labels, project=project)
+    if refusal is not None or project is None:
+        return refusal
     limit = project.key_policy.max_keys
     if limit is not None and not holds_credential and other_keys_holding_credentials >= limit:
         return Refusal(
@@ -90,6 +85,51 @@ def check_key_policy(
         return Refusal(
             Reason.VAULT_PATH_NOT_ALLOWED,
             f"spec.vault.path must stay under {vault_prefix!r} for keys in namespace {namespace!r}",
+        )
+    return None
+
+
+def check_project_access(
+    ref: str, *, namespace: str, namespace_labels: Mapping[str, str] | None, project: ProjectView | None,
+    what: str = "keys",
+) -> Refusal | None:
+    """The project rules every credential of a namespace obeys: the project exists, is Ready, and its
+    ``keyPolicy.allowedNamespaces`` admits the namespace. Keys and workload identities share them."""
+    if project is None or project.deleting:
+        return Refusal(Reason.PROJECT_NOT_FOUND, f"OpenAIProject {ref!r} does not exist")
+    if not project.ready or project.project_id is None:
+        return Refusal(Reason.PROJECT_NOT_READY, f"OpenAIProject {ref!r} is not Ready yet")
+    if namespace_labels is None or not project.key_policy.allows_namespace(namespace, namespace_labels):
+        return Refusal(
+            Reason.NAMESPACE_NOT_ALLOWED,
+            f"OpenAIProject {ref!r} does not allow {what} in namespace {namespace!r} "
+            "(spec.keyPolicy.allowedNamespaces)",
+        )
+    return None
+
+
+def check_identity_policy(
+    spec: WorkloadIdentitySpec, *, namespace: str, namespace_labels: Mapping[str, str] | None,
+    project: ProjectView | None, other_credentials: int, holds_mapping: bool,
+) -> Refusal | None:
+    """May this OpenAIWorkloadIdentity hold a mapping? The same ``keyPolicy`` as keys.
+
+    ``allowedNamespaces`` and readiness as for a key; ``maxKeys`` counts keys and workload
+    identities together (``other_credentials``: the project's other objects holding a credential),
+    because each is one OpenAI service account acting in the project. The rotation and Vault rules
+    do not apply: a workload identity has no key to rotate or store.
+    """
+    ref = spec.project_ref.name
+    refusal = check_project_access(ref, namespace=namespace, namespace_labels=namespace_labels, project=project,
+                                   what="workload identities")
+    if refusal is not None or project is None:
+        return refusal
+    limit = project.key_policy.max_keys
+    if limit is not None and not holds_mapping and other_credentials >= limit:
+        return Refusal(
+            Reason.KEY_QUOTA_EXCEEDED,
+            f"OpenAIProject {ref!r} allows at most {limit} keys and workload identities "
+            "(spec.keyPolicy.maxKeys) and all are in use",
         )
     return None
 

@@ -385,3 +385,16 @@ def assess_key(
     if budget is None:
         updated = _without_budget_condition(updated)
     return updated, assessment.alerts
+
+
+def identity_spend(previous: Spend | None, service_account_id: str | None, report: CostReport) -> Spend | None:
+    """A workload identity's spend this period: the costs OpenAI attributes to its service account.
+
+    Access-token usage has no API key; the Costs API's ``api_key_id`` group is taken to carry the
+    service account's id for it (the emulator's documented assumption), so the identity's cost is
+    that one id's. There is no budget on an identity: its project's budget covers it.
+    """
+    if service_account_id is None:
+        return None
+    return assess(report, previous=previous, alerts_fired=(), forecast_alert_fired=False, budget=None,
+                  cost_usd=report.by_key.get(service_account_id, 0.0), what="workload identity spend").spend
