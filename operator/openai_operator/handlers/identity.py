@@ -19,10 +19,11 @@ import structlog
 
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps
-from openai_operator.errors import OperatorError
+from openai_operator.errors import OperatorError, TransientError
 from openai_operator.handlers._common import kopf_fn, one_pass, project_view
 from openai_operator.handlers._errors import raise_for, retry_after
 from openai_operator.handlers._wakeups import Wakeups
+from openai_operator.k8s.shards import RENEW_SECONDS
 from openai_operator.model.conditions import ConditionType
 from openai_operator.model.identity import IdentityProviderStatus, WorkloadIdentityStatus
 from openai_operator.model.resources import GROUP, IDENTITY_PROVIDER_PLURAL, VERSION, WORKLOAD_IDENTITY_PLURAL
@@ -35,6 +36,7 @@ from openai_operator.operations.identity import (
 )
 from openai_operator.operations.inventory import IdentityEntry, identity_holders
 from openai_operator.operations.outcome import Outcome
+from openai_operator.operations.shards import claim_for_this_shard, with_shard
 from openai_operator.ports import IdentityCluster
 from openai_operator.reconcile.backoff import retry_delay
 from openai_operator.reconcile.identity_plan import ProviderView
@@ -156,6 +158,12 @@ async def _identity_pass(deps: Deps, memo: kopf.Memo, namespace: str, name: str,
                          project_index: kopf.Index[str, ProjectView], provider_index: ProviderIndex,
                          identity_index: IdentityIndex, key_index: Any) -> Outcome | None:
     async def operate(body: Any) -> Outcome:
+        cluster = _cluster(deps)
+        if not await claim_for_this_shard(deps, "OpenAIWorkloadIdentity", namespace, name, body,
+                                          cluster.patch_workload_identity_status):
+            # Another shard's live replica still serves this namespace: look again after its next renewal.
+            return Outcome(status=dict(body.get("status") or {}), requeue_after=timedelta(seconds=RENEW_SECONDS))
+        body = with_shard(body, deps)
         spec = body.get("spec") or {}
         project_name = (spec.get("projectRef") or {}).get("name")
         ref = IdentityRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
@@ -222,6 +230,10 @@ async def identity_finalize(namespace: str, name: str, body: kopf.Body, memo: ko
         return await _cluster(deps).get_workload_identity(namespace, name) or dict(body)
 
     async def operate(current: Any) -> Outcome:
+        if not await claim_for_this_shard(deps, "OpenAIWorkloadIdentity", namespace, name, current,
+                                          _cluster(deps).patch_workload_identity_status):
+            raise TransientError("another shard still serves this namespace; it deletes the identity",
+                                 retry_after=float(RENEW_SECONDS))
         ref = IdentityRef(namespace, name, current["metadata"].get("uid") or "", current["metadata"].get("generation"))
         project_name = ((current.get("spec") or {}).get("projectRef") or {}).get("name")
         return await finalize_identity(deps, ref, current, project=project_view(project_index, project_name),
