@@ -22,9 +22,9 @@ With ``--profile`` the convergence runs under ``py-spy record`` (installed from 
 (``flamegraph.pl`` or speedscope draw them) and the functions with the most self time go into the
 JSON.
 
-Results: a table on stdout, ``bench/results/scale.json`` (with the timelines) and, when matplotlib
-is installed, ``bench/results/scale-*.png`` plots; ``--write-readme`` writes the scale section of
-``bench/README.md`` between its markers.
+Results: a table on stdout, ``bench/results/<tag>.json`` (``--tag``, default ``scale``; with the
+timelines) and, when matplotlib is installed, ``bench/results/<tag>-*.png`` plots; ``--write-readme``
+writes that tag's section of ``bench/README.md`` between its markers.
 """
 
 from __future__ import annotations
@@ -528,7 +528,8 @@ def restart_table(runs: list[Run]) -> str:
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
-def plot(runs: list[Run]) -> list[Path]:
+def plot(runs: list[Run], tag: str) -> list[Path]:
+    """keys Ready over time, RSS over keys Ready, calls per key: one PNG each, named after ``tag``."""
     try:
         import matplotlib
 
@@ -538,47 +539,50 @@ def plot(runs: list[Run]) -> list[Path]:
         print("matplotlib is not installed: no plots (pip install matplotlib)")
         return []
     out = []
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for r in runs:
-        t = [p[0] for p in r.timeline]
-        ax.plot(t, [p[1] for p in r.timeline], label=f"{r.keys:,} keys")
-    ax.set_xlabel("seconds since the first create")
-    ax.set_ylabel("keys Ready")
-    ax.legend()
-    fig.tight_layout()
-    out.append(RESULTS / "scale-ready.png")
-    fig.savefig(out[-1])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for r in runs:
-        ax.plot([p[1] for p in r.timeline], [p[2] for p in r.timeline], label=f"{r.keys:,} keys")
-    ax.set_xlabel("keys Ready")
-    ax.set_ylabel("operator RSS (MB)")
-    ax.legend()
-    fig.tight_layout()
-    out.append(RESULTS / "scale-rss.png")
-    fig.savefig(out[-1])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar([f"{r.keys:,}" for r in runs], [r.admin_per_key for r in runs], label="Admin API")
-    ax.bar([f"{r.keys:,}" for r in runs], [r.verify_per_key for r in runs], bottom=[r.admin_per_key for r in runs],
-           label="verification")
-    ax.set_xlabel("keys")
-    ax.set_ylabel("calls per key")
-    ax.legend()
-    fig.tight_layout()
-    out.append(RESULTS / "scale-calls.png")
-    fig.savefig(out[-1])
+
+    def figure(name: str, xlabel: str, ylabel: str, draw: Any) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        draw(ax)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        fig.tight_layout()
+        out.append(RESULTS / f"{tag}-{name}.png")
+        fig.savefig(out[-1])
+        plt.close(fig)
+
+    def label(r: Run) -> str:
+        return f"{r.keys:,} keys" + (f", {r.shards} shards" if r.shards > 1 else "")
+
+    def ready_over_time(ax: Any) -> None:
+        for r in runs:
+            ax.plot([p[0] for p in r.timeline], [p[1] for p in r.timeline], label=label(r))
+
+    def rss_over_keys(ax: Any) -> None:
+        for r in runs:
+            ax.plot([p[1] for p in r.timeline], [p[2] for p in r.timeline], label=label(r))
+
+    def calls_per_key(ax: Any) -> None:
+        names = [label(r) for r in runs]
+        ax.bar(names, [r.admin_per_key for r in runs], label="Admin API")
+        ax.bar(names, [r.verify_per_key for r in runs], bottom=[r.admin_per_key for r in runs], label="verification")
+
+    figure("ready", "seconds since the first create", "keys Ready", ready_over_time)
+    figure("rss", "keys Ready", "operator RSS (MB)", rss_over_keys)
+    figure("calls", "run", "calls per key", calls_per_key)
     return out
 
 
-def write_readme(text: str) -> None:
-    start, end = "<!-- scale-bench:start -->", "<!-- scale-bench:end -->"
+def write_readme(text: str, tag: str, title: str) -> None:
+    """Replace the README section between ``<!-- <tag>-bench:start/end -->`` (appended if missing)."""
+    start, end = f"<!-- {tag}-bench:start -->", f"<!-- {tag}-bench:end -->"
     readme = README.read_text()
     if start in readme:
         before, rest = readme.split(start, 1)
         after = rest.split(end, 1)[1]
         readme = before + start + "\n" + text + "\n" + end + after
     else:
-        readme += f"\n## Scale: keys to Ready, Admin API calls, memory (issue 11)\n\n{start}\n{text}\n{end}\n"
+        readme += f"\n## {title}\n\n{start}\n{text}\n{end}\n"
     README.write_text(readme)
 
 
@@ -606,6 +610,10 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=1,
                         help="run this many operator shards, one namespace each (keys spread round robin); "
                              "the first manages the project; RSS is their sum")
+    parser.add_argument("--tag", default="scale",
+                        help="names the results (bench/results/<tag>.json, <tag>-*.png) and the README section")
+    parser.add_argument("--title", default="Scale: keys to Ready, Admin API calls, memory",
+                        help="the README section's heading, when it is new")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     if args.shards > 1 and (args.rotate or args.restart or args.profile or args.tracemalloc):
@@ -623,18 +631,19 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "machine": f"{os.cpu_count()} CPUs, "
             f"Python {platform.python_version()}", "latency_ms": args.latency_ms, "concurrency": args.concurrency}
-    (RESULTS / "scale.json").write_text(json.dumps(
+    (RESULTS / f"{args.tag}.json").write_text(json.dumps(
         {**meta, "runs": [{**asdict(r), "admin_per_key": r.admin_per_key, "verify_per_key": r.verify_per_key}
                           for r in runs]}, indent=1))
-    plots = plot(runs)
+    plots = plot(runs, args.tag)
     tables = "\n\n".join(t for t in (table(runs), rotation_table(runs), restart_table(runs)) if t)
     print(tables)
     if args.write_readme:
+        command = " ".join(["bench/scale.py", *sys.argv[1:]])
         text = (f"Measured {meta['date']} on `{meta['commit']}` ({meta['machine']}) with "
-                f"`.venv/bin/python bench/scale.py --keys {args.keys}`: Admin API latency uniform "
+                f"`.venv/bin/python {command}`: Admin API latency uniform "
                 f"{args.latency_ms} ms, keys created {args.concurrency} at a time, raw rate measured in the same "
                 f"run.\n\n{tables}\n\n" + "".join(f"![{p.stem}](results/{p.name})\n" for p in plots))
-        write_readme(text)
+        write_readme(text, args.tag, args.title)
 
 
 if __name__ == "__main__":
