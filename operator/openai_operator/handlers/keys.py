@@ -89,8 +89,10 @@ async def _key_pass(deps: Deps, namespace: str, name: str, project_index: kopf.I
         spec = body.get("spec") or {}
         project_name = (spec.get("projectRef") or {}).get("name")
         ref = KeyRef(namespace, name, body["metadata"]["uid"], body["metadata"].get("generation"))
+        # The holders are listed only when the pass needs them (a first issue under maxKeys): every
+        # pass listing every key of its project made a thousand keys cost a million steps.
         return await reconcile_key(deps, ref, body, project=project_view(project_index, project_name),
-                                   holders=_holders(key_index, project_name, identity_index),
+                                   holders=lambda: _holders(key_index, project_name, identity_index),
                                    known_namespace_labels=_labels(namespace_index, namespace))
 
     outcome = await one_pass(deps, "OpenAIKey", namespace, name, lambda: deps.objects.get_key(namespace, name),

@@ -11,7 +11,7 @@ transition functions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -144,7 +144,7 @@ async def _observe(owner: Owner, store: SecretStore) -> DestinationState:
 
 async def gather(
     deps: Deps, ref: KeyRef, body: Mapping[str, Any], *, project: ProjectView | None,
-    holders: list[tuple[str, str]], known_namespace_labels: Mapping[str, str] | None = None,
+    holders: Callable[[], list[tuple[str, str]]], known_namespace_labels: Mapping[str, str] | None = None,
 ) -> tuple[KeyFacts, dict[str, SecretStore]]:
     """Read everything the planner needs for one pass over the key.
 
@@ -174,7 +174,8 @@ async def gather(
     if project is not None and project.project_id is not None:
         limit = project.key_policy.max_keys
         if status.key_id is None and status.pending is None:
-            others = deps.quota.others_holding(project.project_id, (ref.namespace, ref.name), holders, limit)
+            others = deps.quota.others_holding(project.project_id, (ref.namespace, ref.name),
+                                               holders() if limit is not None else (), limit)
     observed = dict(zip(stores, await asyncio.gather(*(_observe(ref.owner, s) for s in stores.values())),
                         strict=True))
     listed = None
@@ -192,7 +193,7 @@ async def gather(
 
 async def reconcile_key(
     deps: Deps, ref: KeyRef, body: Mapping[str, Any], *, project: ProjectView | None,
-    holders: list[tuple[str, str]], known_namespace_labels: Mapping[str, str] | None = None,
+    holders: Callable[[], list[tuple[str, str]]], known_namespace_labels: Mapping[str, str] | None = None,
 ) -> Outcome:
     """One pass: gather, plan, execute. The returned status has been saved already."""
     facts, stores = await gather(deps, ref, body, project=project, holders=holders,

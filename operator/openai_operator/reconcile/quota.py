@@ -24,9 +24,15 @@ class QuotaLedger:
         self._admitted: defaultdict[str, set[KeyName]] = defaultdict(set)
 
     def others_holding(self, project: str, key: KeyName, holders: Iterable[KeyName], limit: int | None) -> int:
-        """How many other keys hold a slot; claims one for ``key`` when the limit leaves room."""
+        """How many other keys hold a slot; claims one for ``key`` when the limit leaves room.
+
+        Without a limit nothing is counted (0): the key is only recorded as admitted.
+        """
+        if limit is None:
+            self._admitted[project].add(key)
+            return 0
         taken = (set(holders) | self._admitted[project]) - {key}
-        if limit is None or len(taken) < limit:
+        if len(taken) < limit:
             self._admitted[project].add(key)
         return len(taken)
 
