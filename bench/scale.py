@@ -37,6 +37,7 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import ssl
@@ -607,27 +608,30 @@ def main() -> None:
                         help="the emulator's Admin API limit (req/s) during --rotate (0: none)")
     parser.add_argument("--restart", action="store_true",
                         help="at the end, SIGKILL the operator and measure what its restart costs")
-    parser.add_argument("--shards", type=int, default=1,
-                        help="run this many operator shards, one namespace each (keys spread round robin); "
-                             "the first manages the project; RSS is their sum")
+    parser.add_argument("--shards", default="1",
+                        help="comma-separated shard counts (e.g. 1,2): each size runs with each count, one "
+                             "namespace per shard (keys spread round robin), the first shard managing the "
+                             "project; RSS is their sum")
     parser.add_argument("--tag", default="scale",
                         help="names the results (bench/results/<tag>.json, <tag>-*.png) and the README section")
     parser.add_argument("--title", default="Scale: keys to Ready, Admin API calls, memory",
                         help="the README section's heading, when it is new")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
-    if args.shards > 1 and (args.rotate or args.restart or args.profile or args.tracemalloc):
+    shard_counts = [int(v) for v in str(args.shards).split(",")]
+    if max(shard_counts) > 1 and (args.rotate or args.restart or args.profile or args.tracemalloc):
         parser.error("--shards measures convergence only (no --rotate, --restart, --profile, --tracemalloc)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs = []
     for n in (int(v) for v in args.keys.split(",")):
-        state = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
-        try:
-            run = measure(n, args, state)
-        finally:
-            shutil.rmtree(state, ignore_errors=True)
-        runs.append(run)
-        print(table([run]).splitlines()[-1], flush=True)
+        for shards in shard_counts:
+            state = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
+            try:
+                run = measure(n, argparse.Namespace(**{**vars(args), "shards": shards}), state)
+            finally:
+                shutil.rmtree(state, ignore_errors=True)
+            runs.append(run)
+            print(table([run]).splitlines()[-1], flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "machine": f"{os.cpu_count()} CPUs, "
             f"Python {platform.python_version()}", "latency_ms": args.latency_ms, "concurrency": args.concurrency}
@@ -638,7 +642,7 @@ def main() -> None:
     tables = "\n\n".join(t for t in (table(runs), rotation_table(runs), restart_table(runs)) if t)
     print(tables)
     if args.write_readme:
-        command = " ".join(["bench/scale.py", *sys.argv[1:]])
+        command = shlex.join(["bench/scale.py", *sys.argv[1:]])
         text = (f"Measured {meta['date']} on `{meta['commit']}` ({meta['machine']}) with "
                 f"`.venv/bin/python {command}`: Admin API latency uniform "
                 f"{args.latency_ms} ms, keys created {args.concurrency} at a time, raw rate measured in the same "
