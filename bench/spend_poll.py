@@ -54,6 +54,7 @@ import secrets
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -65,12 +66,11 @@ from typing import Any, cast
 
 import httpx
 import kopf
-import kubernetes
-from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, V1Namespace, V1ObjectMeta
 
 from openai_devstack.stack import Stack
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import Deps, build_deps
+from openai_operator.handlers.lifecycle import kube_connection
 from openai_operator.handlers.spend import key_spend_index, project_spend_index
 from openai_operator.logging import configure_logging
 from openai_operator.metrics import OperatorMetrics
@@ -80,6 +80,10 @@ from openai_operator.ports import ObjectStore
 from openai_operator.secretvalue import SecretValue
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' blocking Kubernetes client
+
+from kube_rest import KubeRest, resource_path  # noqa: E402
+
 README = Path(__file__).with_name("README.md")
 RESULTS = Path(__file__).with_name("results") / "spend_poll.json"
 START, END = "<!-- spend-poll-bench:start -->", "<!-- spend-poll-bench:end -->"
@@ -240,25 +244,32 @@ def key_id(n: int, i: int) -> str:
     return f"key_bench_{n}_{i:04d}"
 
 
-def create_objects(api: CustomObjectsApi, core: CoreV1Api, n: int, namespace: str, project: str,
-                   project_id: str) -> None:
-    core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=namespace)))
-    api.create_cluster_custom_object(GROUP, VERSION, PROJECT_PLURAL, {
+def project_path(name: str | None = None, subresource: str | None = None) -> str:
+    return resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name, subresource=subresource)
+
+
+def key_path(namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+    return resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name, subresource=subresource)
+
+
+def create_objects(kube: KubeRest, n: int, namespace: str, project: str, project_id: str) -> None:
+    kube.create(resource_path("", "v1", "namespaces"),
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    kube.create(project_path(), {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIProject", "metadata": {"name": project},
         "spec": {"keyPolicy": {"allowedNamespaces": {"names": [namespace]}},
                  "budget": {"monthlyUSD": PROJECT_BUDGET_USD}},
     })
-    api.patch_cluster_custom_object_status(GROUP, VERSION, PROJECT_PLURAL, project,
-                                           {"status": {"projectId": project_id}})
+    kube.patch(project_path(project, "status"), {"status": {"projectId": project_id}})
 
     def one(i: int) -> None:
         name = key_name(i)
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, KEY_PLURAL, {
+        kube.create(key_path(namespace), {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIKey",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"projectRef": {"name": project}, "secret": {}, "budget": {"monthlyUSD": KEY_BUDGET_USD}},
         })
-        api.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, KEY_PLURAL, name, {"status": {
+        kube.patch(key_path(namespace, name, "status"), {"status": {
             "projectId": project_id, "serviceAccountId": f"user-bench-{n}-{i:04d}", "keyId": key_id(n, i),
             "revision": 1,
         }})
@@ -267,22 +278,21 @@ def create_objects(api: CustomObjectsApi, core: CoreV1Api, n: int, namespace: st
         list(pool.map(one, range(n)))
 
 
-def clear_spend(api: CustomObjectsApi, n: int, namespace: str, project: str) -> None:
-    api.patch_cluster_custom_object_status(GROUP, VERSION, PROJECT_PLURAL, project, {"status": CLEARED})
+def clear_spend(kube: KubeRest, n: int, namespace: str, project: str) -> None:
+    kube.patch(project_path(project, "status"), {"status": CLEARED})
 
     def one(i: int) -> None:
-        api.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, KEY_PLURAL, key_name(i),
-                                                  {"status": CLEARED})
+        kube.patch(key_path(namespace, key_name(i), "status"), {"status": CLEARED})
 
     with ThreadPoolExecutor(SETUP_THREADS) as pool:
         list(pool.map(one, range(n)))
 
 
-def views(api: CustomObjectsApi, namespace: str, project: str) -> tuple[list[ProjectSpendView], list[KeySpendView]]:
+def views(kube: KubeRest, namespace: str, project: str) -> tuple[list[ProjectSpendView], list[KeySpendView]]:
     """What the two indexes hold once caught up, through the real index functions, each object once."""
-    body = kopf.Body(cast(kopf.RawBody, get_project(api, project)))
+    body = kopf.Body(cast(kopf.RawBody, get_project(kube, project)))
     projects = list(project_spend_index(name=project, spec=body.spec, status=body.status, meta=body.meta).values())
-    items = list_keys(api, namespace)
+    items = list_keys(kube, namespace)
     keys: dict[tuple[str, str], KeySpendView] = {}
     for item in items:
         body = kopf.Body(cast(kopf.RawBody, item))
@@ -293,13 +303,12 @@ def views(api: CustomObjectsApi, namespace: str, project: str) -> tuple[list[Pro
     return projects, list(keys.values())
 
 
-def get_project(api: CustomObjectsApi, name: str) -> dict[str, Any]:
-    return cast(dict[str, Any], api.get_cluster_custom_object(GROUP, VERSION, PROJECT_PLURAL, name))
+def get_project(kube: KubeRest, name: str) -> dict[str, Any]:
+    return kube.get(project_path(name))
 
 
-def list_keys(api: CustomObjectsApi, namespace: str) -> list[dict[str, Any]]:
-    listed = cast(dict[str, Any], api.list_namespaced_custom_object(GROUP, VERSION, namespace, KEY_PLURAL))
-    return cast(list[dict[str, Any]], listed["items"])
+def list_keys(kube: KubeRest, namespace: str) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], kube.get(key_path(namespace))["items"])
 
 
 def cents(value: float | None) -> int | None:
@@ -357,10 +366,10 @@ def check_poll(size: Size, p: Poll) -> None:
         size.problems.append(f"{p.kind} poll: {p.admin_calls} Admin API calls of which {p.costs_pages} costs pages")
 
 
-def check_spend(api: CustomObjectsApi, size: Size, namespace: str, project: str, expected: dict[str, int],
+def check_spend(kube: KubeRest, size: Size, namespace: str, project: str, expected: dict[str, int],
                 ledger: Mapping[str, Any], round_no: int) -> None:
     wrong = []
-    items = list_keys(api, namespace)
+    items = list_keys(kube, namespace)
     if len(items) != size.keys:
         size.problems.append(f"round {round_no}: {len(items)} keys listed, expected {size.keys}")
     for item in items:
@@ -373,14 +382,14 @@ def check_spend(api: CustomObjectsApi, size: Size, namespace: str, project: str,
                          f"emulator ledger {emulator_says}")
     if wrong:
         size.problems.append(f"round {round_no}: {len(wrong)} keys show the wrong spend, e.g. {wrong[:3]}")
-    raw = get_project(api, project)
+    raw = get_project(kube, project)
     shown = cents(((raw.get("status") or {}).get("spend") or {}).get("monthToDateUSD"))
     if shown != sum(expected.values()):
         size.problems.append(f"round {round_no}: project shows {shown} cents, recorded {sum(expected.values())}")
 
 
-async def bench_size(env: Env, deps: Deps, counting: CountingObjects, api: CustomObjectsApi, core: CoreV1Api,
-                     emulator: Emulator, n: int, args: argparse.Namespace, rng: random.Random) -> Size:
+async def bench_size(env: Env, deps: Deps, counting: CountingObjects, kube: KubeRest, emulator: Emulator,
+                     n: int, args: argparse.Namespace, rng: random.Random) -> Size:
     setup_started = time.perf_counter()
     # A fresh emulator (no other size's cost rows), its clock on day --day of this month.
     await emulator.control("POST", "/reset")
@@ -390,7 +399,7 @@ async def bench_size(env: Env, deps: Deps, counting: CountingObjects, api: Custo
     await emulator.control("POST", "/clock", {"set": (month + timedelta(days=day - 1, hours=12)).timestamp()})
     project_id = (await emulator.admin("POST", "/organization/projects", {"name": f"bench-{n}"})).json()["id"]
     namespace, project = f"bench-spend-{n}-{secrets.token_hex(2)}", f"bench-spend-{n}-{secrets.token_hex(2)}"
-    await asyncio.to_thread(create_objects, api, core, n, namespace, project, project_id)
+    await asyncio.to_thread(create_objects, kube, n, namespace, project, project_id)
     records, expected = spend_records(rng, n, project_id, day, month)
     await emulator.record(records)
     costs = await emulator.admin("GET", "/organization/costs", params=[
@@ -405,13 +414,13 @@ async def bench_size(env: Env, deps: Deps, counting: CountingObjects, api: Custo
 
     for round_no in range(1, args.rounds + 1):
         if round_no > 1:
-            await asyncio.to_thread(clear_spend, api, n, namespace, project)
-        projects, keys = await asyncio.to_thread(views, api, namespace, project)
+            await asyncio.to_thread(clear_spend, kube, n, namespace, project)
+        projects, keys = await asyncio.to_thread(views, kube, namespace, project)
         if len(keys) != n or len(projects) != 1:
             raise RuntimeError(f"the indexes hold {len(keys)} keys and {len(projects)} projects, expected {n} and 1")
         first = await poll(deps, emulator, counting, "first", n + 1, projects, keys)
 
-        projects, keys = await asyncio.to_thread(views, api, namespace, project)
+        projects, keys = await asyncio.to_thread(views, kube, namespace, project)
         unchanged = await poll(deps, emulator, counting, "unchanged", 0, projects, keys)
 
         picked = rng.sample(range(n), changed)
@@ -427,7 +436,7 @@ async def bench_size(env: Env, deps: Deps, counting: CountingObjects, api: Custo
             check_poll(size, p)
             size.polls.append(p)
         ledger = await emulator.control("GET", "/spend")
-        await asyncio.to_thread(check_spend, api, size, namespace, project, expected, ledger, round_no)
+        await asyncio.to_thread(check_spend, kube, size, namespace, project, expected, ledger, round_no)
         print(f"  round {round_no}: " + ", ".join(
             f"{p.kind} {p.wall_s * 1000:,.0f} ms ({p.admin_calls} admin, {p.writes} writes)"
             for p in (first, unchanged, later)) + (f"; PROBLEMS: {size.problems}" if size.problems else ""),
@@ -439,27 +448,24 @@ async def bench_size(env: Env, deps: Deps, counting: CountingObjects, api: Custo
 
 
 async def run(env: Env, sizes: list[int], args: argparse.Namespace) -> list[Size]:
-    # build_deps loads the kubeconfig KUBECONFIG names; the client read that variable when imported.
+    # The operator's own login (as in a run outside a pod): the kubeconfig KUBECONFIG names.
     os.environ["KUBECONFIG"] = str(env.kubeconfig)
-    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(env.kubeconfig)
     config = OperatorConfig(admin_key=SecretValue(env.admin_key), base_url=env.base_url,
                             fingerprint_key=secrets.token_bytes(32), instance_id="bench", metrics_port=None)
-    deps = await build_deps(config, OperatorMetrics())
+    deps = await build_deps(config, OperatorMetrics(), kube_connection(settings=kopf.OperatorSettings()))
     counting = CountingObjects(deps.objects)
     deps.objects = counting
-    api_client = cast(ApiClient, kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(env.kubeconfig)))
-    api, core = CustomObjectsApi(api_client), CoreV1Api(api_client)
+    kube = KubeRest(env.kubeconfig)
     emulator = Emulator(env)
     rng = random.Random(args.seed)
     try:
         await read_costs(deps)  # warm up: connections to the emulator, OpenAI's clock from its Date header
         await deps.objects.get_project("warm-up")
-        return [await bench_size(env, deps, counting, api, core, emulator, n, args, rng) for n in sizes]
+        return [await bench_size(env, deps, counting, kube, emulator, n, args, rng) for n in sizes]
     finally:
         await emulator.http.aclose()
         await deps.close()
-        api_client.close()  # type: ignore[no-untyped-call]
+        kube.close()
 
 
 def start_testbed(state_dir: Path) -> tuple[Stack, Env]:

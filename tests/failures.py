@@ -28,11 +28,9 @@ from typing import Any
 
 import httpx
 import hvac
-import kubernetes
-from kubernetes.client import CoreV1Api
-from kubernetes.client.exceptions import ApiException
 
 from harness import Emulator, OperatorProcess
+from kube_rest import KubeRest, secret_path
 from openai_emulator.keys import redact
 from scenario import DELIVERED, condition, get
 from support import wait_for
@@ -171,16 +169,13 @@ def shown(values: list[str]) -> list[str]:
 def secret_reader(
     kubeconfig: Path, namespace: str, name: str, field: str = "OPENAI_API_KEY"
 ) -> Callable[[], str | None]:
-    core = CoreV1Api(kubernetes.config.new_client_from_config(config_file=str(kubeconfig)))  # type: ignore[no-untyped-call]
+    kube = KubeRest(kubeconfig)
 
     def read() -> str | None:
-        try:
-            secret = core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        data = (secret.data or {}).get(field)
+        secret = kube.read(secret_path(namespace, name))
+        if secret is None:
+            return None
+        data = (secret.get("data") or {}).get(field)
         return None if data is None else base64.b64decode(data).decode()
 
     return read

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import kubernetes
-from kubernetes.client import CoreV1Api
-from kubernetes.client.exceptions import ApiException
+
+from kube_rest import KubeRest, secret_path
 
 
 @dataclass
@@ -48,13 +47,12 @@ class Workload:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        api = kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
-        core = CoreV1Api(api)
-        self._project(core)
+        kube = KubeRest(self.kubeconfig)
+        self._project(kube)
         if not self.mounted.exists():
             raise AssertionError("the Secret holds no key to mount")
         for target in (self._kubelet, self._application):
-            thread = threading.Thread(target=target, args=(core,) if target == self._kubelet else (), daemon=True)
+            thread = threading.Thread(target=target, args=(kube,) if target == self._kubelet else (), daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -63,14 +61,11 @@ class Workload:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def _project(self, core: CoreV1Api) -> None:
-        try:
-            secret = core.read_namespaced_secret(self.secret, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return  # a mounted volume keeps its last content
-            raise
-        data = (secret.data or {}).get("OPENAI_API_KEY")
+    def _project(self, kube: KubeRest) -> None:
+        secret = kube.read(secret_path(self.namespace, self.secret))
+        if secret is None:
+            return  # a mounted volume keeps its last content
+        data = (secret.get("data") or {}).get("OPENAI_API_KEY")
         if data is None:
             return
         value = base64.b64decode(data).decode()
@@ -80,9 +75,10 @@ class Workload:
         partial.write_text(value)
         os.replace(partial, self.mounted)
 
-    def _kubelet(self, core: CoreV1Api) -> None:
-        while not self._stop.wait(self.sync_interval):
-            self._project(core)
+    def _kubelet(self, kube: KubeRest) -> None:
+        with kube:
+            while not self._stop.wait(self.sync_interval):
+                self._project(kube)
 
     def _application(self) -> None:
         key, stamp = "", 0

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import hvac
-import kubernetes
-from kubernetes.client import ApiClient, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi
 
 from openai_operator.config import OperatorConfig
+from openai_operator.k8s.api import KubeApi, KubeConnection, resource_path
 from openai_operator.k8s.identity import IdentityKube
 from openai_operator.k8s.objects import ObjectClient
 from openai_operator.k8s.shards import ShardMembership
@@ -39,8 +37,8 @@ def utc_now() -> datetime:
 class Deps:
     config: OperatorConfig
     admin: AdminApi
-    core: CoreV1Api
-    apps: AppsV1Api
+    kube: KubeApi
+    """Secrets, namespaces and workloads (the stores and restarts); ``objects`` reads the operator's kinds."""
     objects: ObjectStore
     metrics: OperatorMetrics
     vault_client_factory: Callable[[], hvac.Client] | None
@@ -72,44 +70,25 @@ class Deps:
                 await result
 
 
-KUBERNETES_THREADS = 32
-"""Concurrent apiserver calls. The ``kubernetes`` client is synchronous, so each call holds a thread
-(``asyncio.to_thread``) for its round trip; asyncio's default pool (``cpu_count + 4`` threads, 6 on
-two cores) made a thousand keys queue behind six calls at a time. The threads spend their time
-waiting on sockets, not holding the GIL; the client's connection pool is sized to match, so no
-call opens a new TLS connection because the pool was full."""
-
-
-def _kubernetes_api_client() -> ApiClient:
-    """In a pod, the ServiceAccount; elsewhere, ``KUBECONFIG`` or ``~/.kube/config``."""
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = KUBERNETES_THREADS
-    return ApiClient(configuration)
-
-
-def _cluster_instance_id(core: CoreV1Api) -> str:
+async def _cluster_instance_id(kube: KubeApi) -> str:
     """The default instance id: 8 hex digits of the ``kube-system`` namespace's uid (stable per cluster)."""
-    metadata = core.read_namespace("kube-system").metadata
-    uid = metadata.uid if metadata is not None else None
+    found = await kube.get(resource_path("", "v1", "namespaces", name="kube-system"))
+    uid = (found.get("metadata") or {}).get("uid")
     if not uid:
         raise ValueError("the kube-system namespace has no uid: set --instance-id")
     return str(uid).replace("-", "")[:8]
 
 
-async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
+async def build_deps(config: OperatorConfig, metrics: OperatorMetrics,
+                     kube_connection: Callable[[], KubeConnection]) -> Deps:
+    """``kube_connection`` gives the apiserver's address and credentials (again after a 401)."""
     http = new_http_client()
     # One budget for the process: every handler, sweep and poller draws on the same allowance.
     budget = RequestBudget(config.admin_api_rate, burst=config.admin_api_burst,
                            on_wait=metrics.observe_admin_budget_wait)
     admin = AdminClient(http, admin_key=config.admin_key, base_url=config.base_url,
                         observer=metrics.observe_admin_request, budget=budget)
-    threads = ThreadPoolExecutor(max_workers=KUBERNETES_THREADS, thread_name_prefix="kubernetes")
-    asyncio.get_running_loop().set_default_executor(threads)
-    api_client = await asyncio.to_thread(_kubernetes_api_client)
+    kube = KubeApi(kube_connection)
     # One cached, renewed Vault client; its login token is revoked on close.
     vault_cache: VaultClientCache | None = None
     vault_factory: Callable[[], hvac.Client] | None = None
@@ -121,28 +100,25 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics) -> Deps:
         )
         vault_factory = vault_cache
 
-    core = CoreV1Api(api_client)
     configured = config.instance_id
-    instance_id = configured if configured else await asyncio.to_thread(_cluster_instance_id, core)
+    instance_id = configured if configured else await _cluster_instance_id(kube)
     if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
         raise ValueError(f"instance id {instance_id!r} must match {INSTANCE_ID_PATTERN.pattern}")
     deps = Deps(
         config=config,
         admin=admin,
-        core=core,
-        apps=AppsV1Api(api_client),
-        objects=ObjectClient(CustomObjectsApi(api_client)),
+        kube=kube,
+        objects=ObjectClient(kube),
         metrics=metrics,
         vault_client_factory=vault_factory,
         instance_id=instance_id,
         identity_admin=admin,
-        identity_cluster=IdentityKube(api_client),
+        identity_cluster=IdentityKube(kube),
     )
     if config.shard is not None:
-        deps.shard = ShardMembership(CoordinationV1Api(api_client), config.shard, config.shard_member,
+        deps.shard = ShardMembership(kube, config.shard, config.shard_member,
                                      config.shard_lease_namespace, config.watched_namespaces)
-    # Closers run in reverse: the threads go last, after everything that may still use them.
-    deps._closers.extend([lambda: threads.shutdown(wait=False), http.aclose, api_client.close])
+    deps._closers.extend([http.aclose, kube.aclose])
     if vault_cache is not None:  # closed first (closers run in reverse): revokes its token
         deps._closers.append(vault_cache.aclose)
     return deps

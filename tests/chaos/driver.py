@@ -23,18 +23,17 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import hvac
 import hvac.exceptions
-import kubernetes
-from kubernetes.client import CoreV1Api, CustomObjectsApi, V1Namespace, V1ObjectMeta
-from kubernetes.client.exceptions import ApiException
 
 from chaos.naming import belongs_to, operator_named
 from harness import Emulator, OperatorProcess
+from kube_rest import KubeRest, KubeStatusError, resource_path, secret_path, secrets_path
 from proxy import TcpProxy
 from scenario import DELIVERED, KEY_SHAPE, apply, project_manifest
 from testbed import Kubectl, VaultServer
@@ -83,6 +82,10 @@ class Size:
             resync=os.environ.get("CHAOS_RESYNC", d.resync),
             settle_timeout=_env_float("CHAOS_SETTLE_TIMEOUT", d.settle_timeout),
         )
+
+
+def _keys_path(namespace: str, name: str | None = None) -> str:
+    return resource_path(GROUP, VERSION, "openaikeys", namespace=namespace, name=name)
 
 
 def seed_from_env() -> int:
@@ -169,10 +172,7 @@ class ChaosRun:
         self.rng = random.Random(self.seed)
         self.fault_rng = random.Random(self.seed ^ 0x5EED_FA17)
         self.tag = f"{self.seed % 46656:03x}"[-3:]
-        api = kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
-        self.api_client = api
-        self.core = CoreV1Api(api)
-        self.custom = CustomObjectsApi(api)
+        self.kube = KubeRest(self.kubeconfig)  # the run's own calls; the watcher thread has its own client
         self.bao = hvac.Client(url=self.vault.address, token=self.vault.token)
 
     # --- set-up ---------------------------------------------------------------------------------
@@ -180,7 +180,8 @@ class ChaosRun:
     def set_up(self) -> None:
         for i in range(self.size.namespaces):
             name = f"chaos-{self.tag}-n{i}"
-            self.core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name)))
+            self.kube.create(resource_path("", "v1", "namespaces"),
+                             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
             self.namespaces.append(name)
         for i in range(self.size.projects):
             name = f"chaos-{self.tag}-p{i}"
@@ -277,8 +278,7 @@ class ChaosRun:
                   secret=destinations != "vault", vault=destinations != "secret", rotation=rotation,
                   scopes=list(rng.choice(SCOPE_CHOICES)))
         self.keys[(key.namespace, key.name)] = key
-        self._call("create", lambda: self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, key.namespace, "openaikeys", key.manifest()))
+        self._call("create", lambda: self.kube.create(_keys_path(key.namespace), key.manifest()))
 
     def _do_delete(self, _: Any) -> None:
         key = self._pick()
@@ -286,13 +286,13 @@ class ChaosRun:
             return
         key.deleted = True
         self._sample(key)
-        self._call("delete", lambda: self.custom.delete_namespaced_custom_object(
-            GROUP, VERSION, key.namespace, "openaikeys", key.name, propagation_policy="Background"))
+        self._call("delete", lambda: self.kube.delete(
+            _keys_path(key.namespace, key.name),
+            {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}))
 
     def _annotate(self, key: Key, annotation: str, token: str) -> None:
         body = {"metadata": {"annotations": {annotation: token}}}
-        self._call("annotate", lambda: self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, key.namespace, "openaikeys", key.name, body))
+        self._call("annotate", lambda: self.kube.patch(_keys_path(key.namespace, key.name), body))
 
     def _do_rotate(self, _: Any) -> None:
         key = self._pick()
@@ -330,8 +330,7 @@ class ChaosRun:
             key.vault = True
             patch = {"vault": {"path": key.vault_path}}
         self.counts[f"edit.{what}"] += 1
-        self._call("edit", lambda: self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, key.namespace, "openaikeys", key.name, {"spec": patch}))
+        self._call("edit", lambda: self.kube.patch(_keys_path(key.namespace, key.name), {"spec": patch}))
 
     def _do_sample(self, _: Any) -> None:
         key = self._pick()
@@ -371,7 +370,7 @@ class ChaosRun:
     def _call(self, what: str, fn: Any) -> None:
         try:
             fn()
-        except ApiException as error:
+        except KubeStatusError as error:
             self.counts[f"refused.{what}.{error.status}"] += 1
 
     def _ensure_running(self, live_timeout: float) -> None:
@@ -386,14 +385,11 @@ class ChaosRun:
 
     # --- reading destinations ---------------------------------------------------------------------
 
-    def _secret_value(self, key: Key) -> str | None:
-        try:
-            secret = self.core.read_namespaced_secret(key.name, key.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        raw = (secret.data or {}).get("OPENAI_API_KEY")
+    def _secret_value(self, key: Key, kube: KubeRest | None = None) -> str | None:
+        secret = (kube or self.kube).read(secret_path(key.namespace, key.name))
+        if secret is None:
+            return None
+        raw = (secret.get("data") or {}).get("OPENAI_API_KEY")
         return None if raw is None else base64.b64decode(raw).decode()
 
     def _vault_value(self, key: Key) -> str | None:
@@ -429,7 +425,7 @@ class ChaosRun:
 
     def _watch(self) -> None:
         started = time.monotonic()
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10) as client, KubeRest(self.kubeconfig) as kube:
             turn = 0
             while not self._watch_stop.wait(0.25):
                 live = [k for k in list(self.keys.values()) if not k.deleted]
@@ -441,12 +437,14 @@ class ChaosRun:
                     if not getattr(key, kind):
                         continue
                     try:
-                        self._watch_one(client, key, kind, started)
+                        self._watch_one(client, kube, key, kind, started)
                     except Exception as error:  # the apiserver or OpenBao may hiccup; never stop watching
                         self.counts[f"watch.error.{type(error).__name__}"] += 1
 
-    def _watch_one(self, client: httpx.Client, key: Key, kind: str, started: float) -> None:
-        read = self._secret_value if kind == "secret" else self._vault_value
+    def _watch_one(self, client: httpx.Client, kube: KubeRest, key: Key, kind: str, started: float) -> None:
+        def read(key: Key) -> str | None:
+            return self._secret_value(key, kube) if kind == "secret" else self._vault_value(key)
+
         value = read(key)
         if value is None:
             return
@@ -465,7 +463,7 @@ class ChaosRun:
             at = time.monotonic() - started
             self.problems.append(f"{key.namespace}/{key.name}: its {kind} held a revoked key (…{value[-4:]}) at "
                                  f"t+{at:.0f}s, still there when read again")
-            obj = self._get_key(key)
+            obj = self._get_key(key, kube)
             status = obj.get("status", {})
             self.suspects.setdefault((key.namespace, key.name), []).append(
                 f"t+{at:.0f}s {kind} …{value[-4:]} dead; status then: revision {status.get('revision')}, "
@@ -497,8 +495,7 @@ class ChaosRun:
         for key in self._live_keys():
             key.rotation = {"every": "720h", "gracePeriod": self.size.grace}
             patch = {"spec": {"rotation": {"schedule": None, **key.rotation}}}
-            self._call("stretch", lambda k=key, p=patch: self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, k.namespace, "openaikeys", k.name, p))
+            self._call("stretch", lambda k=key, p=patch: self.kube.patch(_keys_path(k.namespace, k.name), p))
         deadline = time.monotonic() + self.size.settle_timeout
         unsettled: dict[str, str] = {}
         while time.monotonic() < deadline:
@@ -512,8 +509,8 @@ class ChaosRun:
 
     def _unsettled(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        listed: list[dict[str, Any]] = self.custom.list_cluster_custom_object(  # type: ignore[index]
-            GROUP, VERSION, "openaikeys")["items"]  # one read per poll
+        listed: list[dict[str, Any]] = self.kube.get(
+            resource_path(GROUP, VERSION, "openaikeys"))["items"]  # one read per poll
         by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in listed}
         for key in self.keys.values():
             where = f"{key.namespace}/{key.name}"
@@ -686,14 +683,13 @@ class ChaosRun:
         sources: dict[str, str] = {}
         for path in sorted(self.operator.log_dir.glob("*.log")):
             sources[f"log {path.name}"] = path.read_text(errors="replace")
-        events = self.core.list_event_for_all_namespaces()
-        sources["events"] = json.dumps(self.api_client.sanitize_for_serialization(events))
+        sources["events"] = json.dumps(self.kube.get(resource_path("", "v1", "events")))
         for plural in ("openaikeys", "openaiprojects"):
-            sources[plural] = json.dumps(self.custom.list_cluster_custom_object(GROUP, VERSION, plural))
+            sources[plural] = json.dumps(self.kube.get(resource_path(GROUP, VERSION, plural)))
         for namespace in self.namespaces:
-            for item in self.core.list_namespaced_secret(namespace).items:
-                sources[f"secret {namespace}/{item.metadata.name if item.metadata else '?'} metadata"] = json.dumps(
-                    self.api_client.sanitize_for_serialization(item.metadata))
+            for item in self.kube.get(secrets_path(namespace))["items"]:
+                meta = item.get("metadata") or {}
+                sources[f"secret {namespace}/{meta.get('name', '?')} metadata"] = json.dumps(meta)
         values = DELIVERED | self.sampled | {self.emulator.admin_key}
         self.counts["checked.scanned sources"] = len(sources)
         for where, text in sources.items():
@@ -708,8 +704,7 @@ class ChaosRun:
         behind in a shared cluster; then the namespaces and projects."""
         with contextlib.suppress(Exception):
             for key in self._live_keys():
-                self._call("teardown", lambda k=key: self.custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, k.namespace, "openaikeys", k.name))
+                self._call("teardown", lambda k=key: self.kube.delete(_keys_path(k.namespace, k.name)))
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and any(self._get_key(k) for k in self.keys.values()):
                 time.sleep(1)
@@ -727,17 +722,18 @@ class ChaosRun:
             lines.append(f"  {namespace}/{name}:")
             lines += [f"    seen: {s}" for s in seen]
             try:
-                events = self.core.list_namespaced_event(
-                    namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=OpenAIKey").items
-            except ApiException:
+                events: list[dict[str, Any]] = self.kube.get(
+                    resource_path("", "v1", "events", namespace=namespace),
+                    fieldSelector=f"involvedObject.name={name},involvedObject.kind=OpenAIKey")["items"]
+            except KubeStatusError:
                 continue
-            events.sort(key=lambda e: str(e.last_timestamp or e.event_time))
+            events.sort(key=lambda e: str(_event_stamp(e)))
             for event in events[-25:]:
-                stamp = event.last_timestamp or event.event_time
+                stamp = _event_stamp(event)
                 if stamp is None:
                     continue
-                message = (event.message or "")[:220]
-                lines.append(f"    event {stamp:%H:%M:%S} x{event.count or 1} {event.reason}: {message}")
+                message = (event.get("message") or "")[:220]
+                lines.append(f"    event {stamp:%H:%M:%S} x{event.get('count') or 1} {event.get('reason')}: {message}")
         return lines
 
     def report(self) -> str:
@@ -767,29 +763,23 @@ class ChaosRun:
 
     # --- small reads ----------------------------------------------------------------------------------
 
-    def _get_key(self, key: Key) -> dict[str, Any]:
-        try:
-            return self.custom.get_namespaced_custom_object(  # type: ignore[return-value]
-                GROUP, VERSION, key.namespace, "openaikeys", key.name)
-        except ApiException as error:
-            if error.status == 404:
-                return {}
-            raise
+    def _get_key(self, key: Key, kube: KubeRest | None = None) -> dict[str, Any]:
+        return (kube or self.kube).read(_keys_path(key.namespace, key.name)) or {}
 
     def _get_project(self, name: str) -> dict[str, Any]:
-        try:
-            return self.custom.get_cluster_custom_object(  # type: ignore[return-value]
-                GROUP, VERSION, "openaiprojects", name)
-        except ApiException as error:
-            if error.status == 404:
-                return {}
-            raise
+        return self.kube.read(resource_path(GROUP, VERSION, "openaiprojects", name=name)) or {}
 
 
 def httpx_calls(emulator: Emulator) -> list[dict[str, Any]]:
     import httpx
 
     return httpx.get(f"{emulator.control}/calls", timeout=10).json()["calls"]  # type: ignore[no-any-return]
+
+
+def _event_stamp(event: dict[str, Any]) -> datetime | None:
+    """When an Event last happened (``lastTimestamp``, else ``eventTime``), as the apiserver wrote it."""
+    raw = event.get("lastTimestamp") or event.get("eventTime")
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
 def _condition(obj: dict[str, Any], type: str) -> dict[str, Any]:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import kubernetes
 import pytest
-from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1Secret
-from kubernetes.client.exceptions import ApiException
 
+from kube_rest import KubeRest, connection, secret_path
 from openai_operator.errors import ConflictError, DestinationConflictError, PermanentError, TransientError
+from openai_operator.k8s.api import KubeApi, KubeConnection
 from openai_operator.model.specs import SecretDestination
 from openai_operator.secretvalue import SecretValue, fingerprint
 from openai_operator.stores import KeyMaterial, KubernetesSecretStore, Owner
@@ -37,11 +37,32 @@ def _material(revision: int = 1, base_url: str | None = None) -> KeyMaterial:
     return KeyMaterial(_key(), "proj_test", base_url, f"key_{secrets.token_hex(4)}", revision)
 
 
+def _kube_api(kube: KubeCluster, token: str | None = None) -> KubeApi:
+    """The operator's client on the test bed's apiserver (the kubeconfig's token, or ``token``).
+
+    Its connection pool belongs to the running event loop: build it in the test that uses it.
+    """
+    found = connection(kube.kubeconfig)
+    if token is not None:
+        found = replace(found, headers={"Authorization": f"Bearer {token}"})
+    return KubeApi(lambda: found)
+
+
 @pytest.fixture(scope="module")
-def core(kube: KubeCluster) -> Iterator[CoreV1Api]:
-    api_client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))
-    with api_client:
-        yield CoreV1Api(api_client)
+def rest(kube: KubeCluster) -> Iterator[KubeRest]:
+    """The test's own reads of Secrets (never through the store under test)."""
+    with KubeRest(kube.kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture
+async def api(kube: KubeCluster) -> AsyncIterator[KubeApi]:
+    """The store's client, one per test (its connections are bound to the test's event loop)."""
+    client = _kube_api(kube)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -66,36 +87,33 @@ def owner(make_owner: Callable[[str], Owner]) -> Owner:
     return make_owner("chatbot")
 
 
-def _store(core: CoreV1Api, namespace: str, name: str = "openai", **dest: Any) -> KubernetesSecretStore:
-    return KubernetesSecretStore(core, namespace, SecretDestination(name=name, **dest), FP_KEY)
+def _store(api: KubeApi, namespace: str, name: str = "openai", **dest: Any) -> KubernetesSecretStore:
+    return KubernetesSecretStore(api, namespace, SecretDestination(name=name, **dest), FP_KEY)
 
 
-def _read(core: CoreV1Api, namespace: str, name: str = "openai") -> V1Secret:
-    return core.read_namespaced_secret(name, namespace)
+def _read(rest: KubeRest, namespace: str, name: str = "openai") -> dict[str, Any]:
+    return rest.get(secret_path(namespace, name))
 
 
-def _meta(secret: V1Secret) -> Any:
-    assert secret.metadata is not None
-    return secret.metadata
+def _meta(secret: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] | None = secret.get("metadata")
+    assert meta is not None
+    return meta
 
 
-def _data(secret: V1Secret) -> dict[str, str]:
-    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+def _data(secret: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
 
 
-def _absent(core: CoreV1Api, namespace: str, name: str) -> bool:
-    try:
-        core.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return True
-        raise
-    return False
+def _absent(rest: KubeRest, namespace: str, name: str) -> bool:
+    return rest.read(secret_path(namespace, name)) is None
 
 
-async def test_create_writes_keys_labels_and_owner_reference(core: CoreV1Api, namespace: str, owner: Owner) -> None:
+async def test_create_writes_keys_labels_and_owner_reference(
+    api: KubeApi, rest: KubeRest, namespace: str, owner: Owner
+) -> None:
     """A new Secret holds the key and project id, our labels and annotations, and the ownerReference."""
-    store = _store(core, namespace, labels={"team": "a"}, annotations={"note": "hi"})
+    store = _store(api, namespace, labels={"team": "a"}, annotations={"note": "hi"})
     material = _material(revision=1)
 
     result = await store.write(owner, material)
@@ -104,46 +122,46 @@ async def test_create_writes_keys_labels_and_owner_reference(core: CoreV1Api, na
     assert result.fingerprint == fingerprint(material.api_key, FP_KEY)
     assert result.version is None
     assert result.changed is True
-    secret = _read(core, namespace)
-    assert secret.type == "Opaque"
+    secret = _read(rest, namespace)
+    assert secret["type"] == "Opaque"
     assert _data(secret) == {"OPENAI_API_KEY": material.api_key.reveal(), "OPENAI_PROJECT_ID": "proj_test"}
-    assert _meta(secret).labels == {
+    assert _meta(secret)["labels"] == {
         "team": "a",
         "app.kubernetes.io/managed-by": "openai-operator",
         "openai.operator.dev/key": "chatbot",
         "openai.operator.dev/owner-uid": owner.uid,
     }
-    assert _meta(secret).annotations == {
+    assert _meta(secret)["annotations"] == {
         "note": "hi",
         "openai.operator.dev/key-id": material.key_id,
         "openai.operator.dev/revision": "1",
         "reloader.stakater.com/match": "true",
     }
-    [ref] = _meta(secret).owner_references
-    assert (ref.api_version, ref.kind, ref.name, ref.uid, ref.controller, ref.block_owner_deletion) == (
+    [ref] = _meta(secret)["ownerReferences"]
+    assert (ref["apiVersion"], ref["kind"], ref["name"], ref["uid"], ref["controller"], ref["blockOwnerDeletion"]) == (
         "openai.operator.dev/v1alpha1", "OpenAIKey", "chatbot", owner.uid, True, True,
     )
 
 
-async def test_same_material_makes_no_write(core: CoreV1Api, namespace: str, owner: Owner) -> None:
+async def test_same_material_makes_no_write(api: KubeApi, rest: KubeRest, namespace: str, owner: Owner) -> None:
     """Writing what the Secret already holds changes nothing, not even its resourceVersion."""
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     material = _material()
     await store.write(owner, material)
-    before = _meta(_read(core, namespace)).resource_version
+    before = _meta(_read(rest, namespace))["resourceVersion"]
 
     result = await store.write(owner, material)
 
     assert result.changed is False
     assert result.fingerprint == fingerprint(material.api_key, FP_KEY)
-    assert _meta(_read(core, namespace)).resource_version == before
+    assert _meta(_read(rest, namespace))["resourceVersion"] == before
 
 
 async def test_new_material_updates_and_keeps_others_metadata(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    api: KubeApi, rest: KubeRest, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """A new key replaces the data and our annotations; labels and annotations others added stay."""
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     await store.write(owner, _material(revision=1))
     kubectl("-n", namespace, "label", "secret", "openai", "reloader=enabled")
     kubectl("-n", namespace, "annotate", "secret", "openai", "example.com/seen=yes")
@@ -152,26 +170,26 @@ async def test_new_material_updates_and_keeps_others_metadata(
     result = await store.write(owner, new)
 
     assert result.changed is True
-    secret = _read(core, namespace)
+    secret = _read(rest, namespace)
     assert _data(secret) == {
         "OPENAI_API_KEY": new.api_key.reveal(),
         "OPENAI_PROJECT_ID": "proj_test",
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
     }
-    assert _meta(secret).annotations["openai.operator.dev/key-id"] == new.key_id
-    assert _meta(secret).annotations["openai.operator.dev/revision"] == "2"
-    assert _meta(secret).annotations["example.com/seen"] == "yes"
-    assert _meta(secret).labels["reloader"] == "enabled"
-    assert len(_meta(secret).owner_references) == 1
+    assert _meta(secret)["annotations"]["openai.operator.dev/key-id"] == new.key_id
+    assert _meta(secret)["annotations"]["openai.operator.dev/revision"] == "2"
+    assert _meta(secret)["annotations"]["example.com/seen"] == "yes"
+    assert _meta(secret)["labels"]["reloader"] == "enabled"
+    assert len(_meta(secret)["ownerReferences"]) == 1
 
 
 async def test_foreign_secret_is_refused_and_untouched(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    api: KubeApi, rest: KubeRest, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """A same-named Secret without our labels is never written, observed as ours, or deleted."""
     kubectl("-n", namespace, "create", "secret", "generic", "openai", "--from-literal=OPENAI_API_KEY=theirs")
-    before = _read(core, namespace)
-    store = _store(core, namespace)
+    before = _read(rest, namespace)
+    store = _store(api, namespace)
 
     with pytest.raises(DestinationConflictError, match=f"Secret {namespace}/openai: exists and is not managed") as e:
         await store.write(owner, _material())
@@ -180,33 +198,33 @@ async def test_foreign_secret_is_refused_and_untouched(
         await store.observe(owner)
     await store.delete(owner)
 
-    after = _read(core, namespace)
-    assert _meta(after).resource_version == _meta(before).resource_version
+    after = _read(rest, namespace)
+    assert _meta(after)["resourceVersion"] == _meta(before)["resourceVersion"]
     assert _data(after) == {"OPENAI_API_KEY": "theirs"}
 
 
 async def test_a_secret_created_between_observe_and_write_is_still_checked(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    api: KubeApi, rest: KubeRest, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """After an observation of "absent" the write creates without reading again; a foreign Secret that
     appeared in between makes the create fail with 409, and the write still refuses it, untouched."""
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     assert await store.observe(owner) is None
     kubectl("-n", namespace, "create", "secret", "generic", "openai", "--from-literal=OPENAI_API_KEY=theirs")
-    before = _read(core, namespace)
+    before = _read(rest, namespace)
 
     with pytest.raises(DestinationConflictError, match="exists and is not managed"):
         await store.write(owner, _material())
 
-    after = _read(core, namespace)
-    assert _meta(after).resource_version == _meta(before).resource_version
+    after = _read(rest, namespace)
+    assert _meta(after)["resourceVersion"] == _meta(before)["resourceVersion"]
     assert _data(after) == {"OPENAI_API_KEY": "theirs"}
 
 
 async def test_a_write_after_observing_absence_creates_the_secret(
-    core: CoreV1Api, namespace: str, owner: Owner
+    api: KubeApi, namespace: str, owner: Owner
 ) -> None:
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     assert await store.observe(owner) is None
     material = _material()
     result = await store.write(owner, material)
@@ -217,45 +235,45 @@ async def test_a_write_after_observing_absence_creates_the_secret(
 
 
 async def test_secret_of_another_owner_is_refused(
-    core: CoreV1Api, namespace: str, make_owner: Callable[[str], Owner]
+    api: KubeApi, rest: KubeRest, namespace: str, make_owner: Callable[[str], Owner]
 ) -> None:
     """Two OpenAIKeys naming the same Secret: the second is refused and cannot delete the first's."""
     first, second = make_owner("first"), make_owner("second")
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     material = _material()
     await store.write(first, material)
-    before = _meta(_read(core, namespace)).resource_version
+    before = _meta(_read(rest, namespace))["resourceVersion"]
 
     with pytest.raises(DestinationConflictError, match=f"owned by another OpenAIKey \\(first, uid {first.uid}\\)"):
         await store.write(second, _material())
     await store.delete(second)
 
-    assert _meta(_read(core, namespace)).resource_version == before
+    assert _meta(_read(rest, namespace))["resourceVersion"] == before
     assert (await store.observe(first)) is not None
 
 
 async def test_delete_is_idempotent_and_only_removes_ours(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    api: KubeApi, rest: KubeRest, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """Delete removes our Secret, succeeds when it is already gone, and leaves other Secrets alone."""
     kubectl("-n", namespace, "create", "secret", "generic", "bystander", "--from-literal=x=y")
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     await store.delete(owner)  # never existed
     await store.write(owner, _material())
 
     await store.delete(owner)
     await store.delete(owner)
 
-    assert _absent(core, namespace, "openai")
-    assert _data(_read(core, namespace, "bystander")) == {"x": "y"}
+    assert _absent(rest, namespace, "openai")
+    assert _data(_read(rest, namespace, "bystander")) == {"x": "y"}
 
 
 async def test_observe_reports_fingerprint_drift_and_absence(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    api: KubeApi, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """observe: None when absent, the written fingerprint, a different one after a hand edit,
     and None for the fingerprint when the key field is removed."""
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     assert await store.observe(owner) is None
     material = _material()
     written = await store.write(owner, material)
@@ -287,63 +305,63 @@ async def test_observe_reports_fingerprint_drift_and_absence(
 
 
 async def test_concurrent_edit_makes_the_update_fail(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner, monkeypatch: pytest.MonkeyPatch
+    api: KubeApi, rest: KubeRest, kubectl: Kubectl, namespace: str, owner: Owner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The update carries the resourceVersion it read: an edit in between makes it a ConflictError."""
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     await store.write(owner, _material(revision=1))
-    original = core.read_namespaced_secret
+    original = api.get
 
-    def read_then_someone_edits(name: str, ns: str, **kwargs: Any) -> V1Secret:
-        secret = original(name, ns, **kwargs)
-        kubectl("-n", ns, "annotate", "secret", name, "example.com/edited=yes")
+    async def read_then_someone_edits(path: str, **kwargs: Any) -> dict[str, Any]:
+        secret = await original(path, **kwargs)
+        kubectl("-n", namespace, "annotate", "secret", "openai", "example.com/edited=yes")
         return secret
 
-    monkeypatch.setattr(core, "read_namespaced_secret", read_then_someone_edits)
+    monkeypatch.setattr(api, "get", read_then_someone_edits)
 
     with pytest.raises(ConflictError, match="changed concurrently"):
         await store.write(owner, _material(revision=2))
     monkeypatch.undo()
-    assert _meta(_read(core, namespace)).annotations["openai.operator.dev/revision"] == "1"
+    assert _meta(_read(rest, namespace))["annotations"]["openai.operator.dev/revision"] == "1"
 
 
 async def test_owner_deletion_garbage_collects_the_secret(
-    core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    api: KubeApi, rest: KubeRest, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """Deleting the OpenAIKey removes its Secret through Kubernetes garbage collection.
 
     Slow when the CRDs were installed moments ago: the garbage collector picks up new resource types
     on its discovery resync (30 s), hence the generous deadline.
     """
-    store = _store(core, namespace)
+    store = _store(api, namespace)
     await store.write(owner, _material())
     kubectl("-n", namespace, "delete", "openaikey", owner.name, "--wait=true")
 
-    wait_for(lambda: _absent(core, namespace, "openai"), timeout=120, what="the garbage collector to delete the Secret")
+    wait_for(lambda: _absent(rest, namespace, "openai"), timeout=120, what="the garbage collector to delete the Secret")
 
 
 async def test_missing_permission_is_permanent_and_says_which(
-    kube: KubeCluster, core: CoreV1Api, kubectl: Kubectl, namespace: str, owner: Owner
+    kube: KubeCluster, kubectl: Kubectl, namespace: str, owner: Owner
 ) -> None:
     """A ServiceAccount without RBAC on secrets gets a PermanentError naming the verb and namespace."""
     kubectl("-n", namespace, "create", "serviceaccount", "nobody")
     token = kubectl("-n", namespace, "create", "token", "nobody", "--duration=10m").stdout.strip()
-    base = core.api_client.configuration
-    config = Configuration(host=base.host)
-    config.ssl_ca_cert = base.ssl_ca_cert
-    config.api_key = {"authorization": f"Bearer {token}"}
-    with ApiClient(config) as limited:
-        store = _store(CoreV1Api(limited), namespace)
+    limited = _kube_api(kube, token=token)
+    try:
+        store = _store(limited, namespace)
         with pytest.raises(PermanentError, match=f"lacks permission to get secrets in namespace {namespace}") as e:
             await store.write(owner, _material())
+    finally:
+        await limited.aclose()
     assert "HTTP 403" in str(e.value)
 
 
 async def test_unreachable_apiserver_is_transient(owner: Owner) -> None:
     """Connection failures are transient."""
-    config = Configuration(host="https://127.0.0.1:9")
-    config.retries = 0
-    with ApiClient(config) as unreachable:
-        store = _store(CoreV1Api(unreachable), owner.namespace)
-        with pytest.raises(TransientError, match="Kubernetes API unreachable"):
+    unreachable = KubeApi(lambda: KubeConnection("https://127.0.0.1:9"))
+    try:
+        store = _store(unreachable, owner.namespace)
+        with pytest.raises(TransientError, match="the apiserver is unreachable"):
             await store.observe(owner)
+    finally:
+        await unreachable.aclose()

@@ -128,7 +128,7 @@ class FakeObjects:
 
 def deps_with(admin: FakeAccessAdmin) -> Deps:
     config = OperatorConfig(admin_key=SecretValue("sk-admin-" + "a" * 40), fingerprint_key=b"k" * 32)
-    return Deps(config=config, admin=admin, core=None, apps=None,  # type: ignore[arg-type]
+    return Deps(config=config, admin=admin, kube=None,  # type: ignore[arg-type]
                 objects=FakeObjects(), metrics=OperatorMetrics(), vault_client_factory=None,  # type: ignore[arg-type]
                 clock=lambda: NOW, instance_id="test1")
 

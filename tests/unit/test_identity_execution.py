@@ -157,14 +157,16 @@ class FakeCluster:
         return WorkloadPatchResult(tuple(f"{w.kind}/{w.name}" for w in workloads), ())
 
 
-class FakeCore:
-    def read_namespace(self, name: str) -> Any:
-        return type("NS", (), {"metadata": type("Meta", (), {"labels": {}})()})()
+class FakeKube:
+    """The namespace read of the allowed-namespaces check: every namespace exists, without labels."""
+
+    async def read(self, path: str) -> dict[str, Any] | None:
+        return {"metadata": {"name": path.rsplit("/", 1)[-1], "labels": {}}}
 
 
 def deps_with(admin: FakeAdmin, cluster: FakeCluster) -> Deps:
     config = OperatorConfig(admin_key=SecretValue("sk-admin-" + "a" * 40), fingerprint_key=b"f" * 32)
-    return Deps(config=config, admin=None, core=FakeCore(), apps=None, objects=None,  # type: ignore[arg-type]
+    return Deps(config=config, admin=None, kube=FakeKube(), objects=None,  # type: ignore[arg-type]
                 metrics=OperatorMetrics(), vault_client_factory=None, clock=lambda: NOW, instance_id="inst",
                 identity_admin=admin, identity_cluster=cluster)
 
@@ -195,6 +197,21 @@ def test_the_service_account_is_keyless_and_its_id_is_saved_before_the_rule() ->
     assert cluster.saved[0]["federationRuleId"] is None
     assert cluster.config_maps["app"]["OPENAI_SERVICE_ACCOUNT_ID"] == "svc_0"
     assert "sk-" not in repr(cluster.saved) + repr(cluster.config_maps) + repr(outcome.notes)
+
+
+def _ready(status: dict[str, Any]) -> tuple[str, str]:
+    found = next(c for c in status["conditions"] if c["type"] == "Ready")
+    return found["status"], found["reason"]
+
+
+def test_the_saves_between_steps_do_not_claim_ready_before_the_rule_and_config_map_exist() -> None:
+    admin, cluster = FakeAdmin(), FakeCluster()
+    identity_pass(admin, cluster)
+    *between, last = cluster.saved
+    assert len(between) == 2  # after the service account, after the rule
+    assert [_ready(s) for s in between] == [("False", "Mapping"), ("False", "Mapping")]
+    assert _ready(last) == ("True", "Mapped")
+    assert last["federationRuleId"] == "wifr_0"
 
 
 def test_a_second_pass_changes_nothing_upstream() -> None:

@@ -118,7 +118,7 @@ class FakeObjects:
 
 def deps_with(admin: FakeAdmin, objects: FakeObjects | None = None) -> Deps:
     config = OperatorConfig(admin_key=SecretValue("sk-admin-" + "a" * 40), fingerprint_key=b"k" * 32)
-    return Deps(config=config, admin=admin, core=None, apps=None,  # type: ignore[arg-type]
+    return Deps(config=config, admin=admin, kube=None,  # type: ignore[arg-type]
                 objects=objects or FakeObjects(admin), metrics=OperatorMetrics(), vault_client_factory=None,
                 clock=lambda: NOW, instance_id="test1")
 

@@ -78,7 +78,7 @@ class FakeObjects:
 
 def deps_with(admin: FakeCosts, objects: FakeObjects) -> Deps:
     config = OperatorConfig(admin_key=SecretValue("sk-admin-" + "a" * 40), fingerprint_key=b"k" * 32)
-    return Deps(config=config, admin=admin, core=None, apps=None, objects=objects,  # type: ignore[arg-type]
+    return Deps(config=config, admin=admin, kube=None, objects=objects,  # type: ignore[arg-type]
                 metrics=OperatorMetrics(), vault_client_factory=None, clock=lambda: NOW, instance_id="test1")
 
 

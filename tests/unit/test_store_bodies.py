@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 
+import httpx
 import pytest
-from kubernetes.client import CoreV1Api
-from kubernetes.client.exceptions import ApiException
 
 from openai_operator.errors import ConflictError, NotFoundError, PermanentError, TransientError
+from openai_operator.k8s.api import KubeApi, KubeConnection, KubeStatusError, resource_path
 from openai_operator.model.specs import SecretDestination, VaultDestination, parse_key_spec
 from openai_operator.secretvalue import SecretValue
 from openai_operator.stores import (
@@ -32,6 +32,17 @@ FP_KEY = b"fingerprint-key"
 
 def _decode(data: dict[str, str]) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _no_request(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"no apiserver call expected, got {request.method} {request.url.path}")
+
+
+def _offline_kube(transport: httpx.AsyncBaseTransport | None = None) -> KubeApi:
+    """A real client that cannot reach any server: every request goes to ``transport`` (by default,
+    one that fails the test)."""
+    return KubeApi(lambda: KubeConnection("https://unused.invalid"),
+                   transport=transport or httpx.MockTransport(_no_request))
 
 
 class TestSecretBody:
@@ -181,26 +192,36 @@ class TestApiExceptionClassification:
     )
     def test_status_to_error(self, status: int, kind: type[Exception]) -> None:
         error = k8s_store.classify_api_exception(
-            ApiException(status=status, reason="R"), "get", "Secret n/s", resource="secrets", namespace="n"
+            KubeStatusError(status, "R"), "get", "Secret n/s", resource="secrets", namespace="n"
         )
         assert type(error) is kind
 
-    def test_body_is_never_copied(self) -> None:
-        """An ApiException body can echo Secret data; only status and reason survive."""
-        exc = ApiException(status=422, reason="Unprocessable Entity")
-        exc.body = '{"data": {"OPENAI_API_KEY": "c2stcHJvai1zZWNyZXQ="}}'
+    async def test_body_is_never_copied(self) -> None:
+        """An error body can echo Secret data; only status and reason survive (into the
+        KubeStatusError, and from it into the project's error)."""
+        echo = {"kind": "Status", "status": "Failure", "reason": "Unprocessable Entity", "code": 422,
+                "message": 'Secret "s" is invalid: data: {"OPENAI_API_KEY": "c2stcHJvai1zZWNyZXQ="}',
+                "details": {"causes": [{"message": "c2stcHJvai1zZWNyZXQ="}]}}
+        kube = _offline_kube(httpx.MockTransport(lambda _request: httpx.Response(422, json=echo)))
+        try:
+            with pytest.raises(KubeStatusError) as raised:
+                await kube.replace(resource_path("", "v1", "secrets", namespace="n", name="s"),
+                                   {"data": {"OPENAI_API_KEY": "c2stcHJvai1zZWNyZXQ="}})
+        finally:
+            await kube.aclose()
+        exc = raised.value
+        assert "c2st" not in repr(exc.args) + str(exc) + repr(vars(exc))
         error = k8s_store.classify_api_exception(exc, "update", "Secret n/s", resource="secrets", namespace="n")
         assert "c2st" not in str(error)
         assert str(error) == "update Secret n/s: HTTP 422 Unprocessable Entity"
 
     def test_forbidden_names_the_missing_permission(self) -> None:
-        exc = ApiException(status=403, reason="Forbidden")
+        exc = KubeStatusError(403, "Forbidden")
         error = k8s_store.classify_api_exception(exc, "create", "Secret n/s", resource="secrets", namespace="n")
         assert "permission to create secrets in namespace n" in str(error)
 
     def test_retry_after_is_kept(self) -> None:
-        exc = ApiException(status=429, reason="Too Many Requests")
-        exc.headers = {"Retry-After": "7"}
+        exc = KubeStatusError(429, "Too Many Requests", retry_after="7")
         error = k8s_store.classify_api_exception(exc, "get", "Secret n/s", resource="secrets", namespace="n")
         assert isinstance(error, TransientError)
         assert error.retry_after == 7.0
@@ -242,7 +263,7 @@ class TestVaultBodies:
 
 
 class TestFactory:
-    core = CoreV1Api()
+    core = _offline_kube()
 
     def test_one_store_per_destination(self) -> None:
         def factory() -> object:

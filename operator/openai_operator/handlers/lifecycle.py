@@ -4,14 +4,17 @@
   another Kopf operator's state on the same objects.
 - Peering for HA replicas (only the highest-priority replica acts); ``--standalone`` for tests.
 - Kopf posts only warnings from its own logs as Events; our Events are explicit and scrubbed.
-- Clients are built here, kept in ``memo.deps``, and closed on cleanup.
+- Clients are built here, kept in ``memo.deps``, and closed on cleanup; Kopf and the operator's own
+  Kubernetes client log in the same way (:func:`login`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,7 @@ import kopf
 from openai_operator.config import OperatorConfig
 from openai_operator.deps import build_deps
 from openai_operator.handlers._wakeups import Wakeups
+from openai_operator.k8s.api import KubeConnection
 from openai_operator.metrics import OperatorMetrics, start_metrics_server
 from openai_operator.model.resources import GROUP, KEY_KIND
 
@@ -53,6 +57,32 @@ class _DiffBaseExceptKeys(kopf.AnnotationsDiffBaseStorage):
         super().store(body=body, patch=patch, essence=essence)
 
 
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod, the ServiceAccount; elsewhere, the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``).
+
+    Kopf's own logins read a token or client certificates, which is what a pod and most kubeconfigs
+    hold. A kubeconfig whose user runs an exec or auth-provider plugin (cloud CLIs) needs the
+    ``kubernetes`` package: when it is installed, Kopf's login through it is used instead (it costs
+    the process about 45 MB, which is why the operator does not depend on it).
+    """
+    found = kopf.login_with_service_account(**kwargs)
+    if found is None and importlib.util.find_spec("kubernetes") is not None:
+        with contextlib.suppress(kopf.LoginError):
+            found = kopf.login_via_client(**kwargs)
+    return found if found is not None else kopf.login_with_kubeconfig(**kwargs)
+
+
+def kube_connection(**kwargs: Any) -> Callable[[], KubeConnection]:
+    """The operator client's credentials, from :func:`login` each time they are asked for."""
+    def connect() -> KubeConnection:
+        info = login(**kwargs)
+        if info is None:
+            raise kopf.LoginError("no Kubernetes credentials: not in a pod, and no KUBECONFIG or ~/.kube/config")
+        return KubeConnection(server=info.server, verify=info.as_ssl_context(), headers=info.as_http_headers(),
+                              trust_env=info.trust_env)
+    return connect
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How ``openai-operator run`` watches: namespaces, peering, probes."""
@@ -74,7 +104,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
     metrics = OperatorMetrics()
-    deps = memo["deps"] = await build_deps(config, metrics)
+    deps = memo["deps"] = await build_deps(config, metrics, kube_connection(settings=settings, logger=logger))
     memo["wakeups"] = Wakeups()
     memo["key_triggers"] = {}
     peering = settings.peering
@@ -112,7 +142,7 @@ def register(config: OperatorConfig) -> kopf.OperatorRegistry:
     from openai_operator.handlers import identity, keys, projects, spend
 
     registry = kopf.OperatorRegistry()
-    kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(startup)
     kopf.on.cleanup(registry=registry)(cleanup)
     projects.register(registry, config)

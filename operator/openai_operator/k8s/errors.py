@@ -1,16 +1,15 @@
-"""Classify ``kubernetes`` client failures into the project's own errors, without their bodies.
+"""Classify apiserver failures into the project's own errors, without their bodies.
 
-An ``ApiException`` body can echo the object that was sent, Secret data included, so only the status,
-the reason and the ``Retry-After`` header are kept.
+A Status body can echo the object that was sent, Secret data included, so only the status, the
+reason and the ``Retry-After`` header are kept (:class:`~openai_operator.k8s.api.KubeStatusError`
+carries nothing else).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
-
-from kubernetes.client.exceptions import ApiException
+from typing import Final
 
 from openai_operator.errors import (
     ConflictError,
@@ -19,12 +18,12 @@ from openai_operator.errors import (
     PermanentError,
     TransientError,
 )
+from openai_operator.k8s.api import KubeStatusError
 
 
-def _retry_after(error: ApiException) -> float | None:
+def _retry_after(error: KubeStatusError) -> float | None:
     """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if present and valid."""
-    headers: Any = error.headers
-    raw = headers.get("Retry-After") if headers is not None else None
+    raw = error.retry_after
     if not raw:
         return None
     try:
@@ -44,16 +43,17 @@ _VERB_NOUN: Final = {"get": "read", "create": "create", "update": "update", "del
 
 
 def classify_api_exception(
-    error: ApiException, verb: str, what: str, *, resource: str, namespace: str | None = None
+    error: KubeStatusError, verb: str, what: str, *, resource: str, namespace: str | None = None
 ) -> OperatorError:
-    """One ``ApiException`` as the project's error; only status and reason, never the body.
+    """One apiserver failure as the project's error; only status and reason, never the body.
 
     ``verb`` (``get``, ``create``, ``update``, ``patch``, ``delete``) and ``resource`` (e.g.
     ``secrets``) name the RBAC permission a 403 is missing; ``what`` names the object.
     """
     status = int(error.status or 0)
     where = f" in namespace {namespace}" if namespace else ""
-    text = f"{_VERB_NOUN.get(verb, verb)} {what}: HTTP {status} {error.reason or ''}".strip()
+    answer = f"HTTP {status} {error.reason or ''}".strip() if status else error.reason
+    text = f"{_VERB_NOUN.get(verb, verb)} {what}: {answer}"
     if status == 404:
         return NotFoundError(text)
     if status == 409:

@@ -13,18 +13,14 @@ by path, env by name, so other entries are kept).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
-
-import urllib3
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, OpenidApi, WellKnownApi
-from kubernetes.client.exceptions import ApiException
+from typing import Any
 
 from openai_operator.errors import DestinationConflictError, TransientError
+from openai_operator.k8s.api import STRATEGIC_MERGE_PATCH, KubeApi, KubeStatusError, resource_path
 from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.identity import TOKEN_MOUNT_DIR, WorkloadRef
 from openai_operator.model.resources import (
@@ -55,97 +51,65 @@ class WorkloadPatchResult:
     missing: tuple[str, ...]
 
 
-_APPS = {"Deployment": "namespaced_deployment", "StatefulSet": "namespaced_stateful_set"}
-
-
-async def _thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call; a connection failure (apiserver restarting) is a TransientError."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except urllib3.exceptions.HTTPError as error:
-        raise TransientError(f"the apiserver is unreachable ({type(error).__name__})") from None
-
-
 class IdentityKube:
-    """Kubernetes calls of the workload-identity lifecycle (sync client, run in threads)."""
+    """Kubernetes calls of the workload-identity lifecycle."""
 
-    def __init__(self, api_client: ApiClient) -> None:
-        self._client = api_client
-        self._custom = CustomObjectsApi(api_client)
-        self._core = CoreV1Api(api_client)
-        self._apps = AppsV1Api(api_client)
-        self._well_known = WellKnownApi(api_client)
-        self._openid = OpenidApi(api_client)
+    def __init__(self, api: KubeApi) -> None:
+        self._api = api
 
     # --------------------------------------------------------------------------------- issuer
 
-    async def _get_json(self, path: str, read: Callable[..., object]) -> Mapping[str, Any]:
+    async def _get_json(self, path: str) -> Mapping[str, Any]:
         try:
-            # Raw bytes: the generated client would parse the JSON and hand back its Python repr.
-            raw = await _thread(read, _preload_content=False)
-        except ApiException as error:
+            return await self._api.get(path)
+        except KubeStatusError as error:  # an answer that is not JSON counts as no answer (transient)
             raise classify_api_exception(error, "get", path, resource=f"the non-resource URL {path}") from None
-        try:
-            body = json.loads(cast(Any, raw).data)
-        except ValueError:
-            raise TransientError(f"GET {path}: the apiserver's answer is not JSON") from None
-        if not isinstance(body, Mapping):
-            raise TransientError(f"GET {path}: the apiserver's answer is not a JSON object")
-        return body
 
     async def read_issuer(self) -> Issuer:
         """The service-account issuer and its key set, as the apiserver publishes them."""
-        discovery = await self._get_json("/.well-known/openid-configuration",
-                                         self._well_known.get_service_account_issuer_open_id_configuration)
+        discovery = await self._get_json("/.well-known/openid-configuration")
         issuer = discovery.get("issuer")
         if not isinstance(issuer, str) or not issuer:
             raise TransientError("/.well-known/openid-configuration has no issuer")
-        jwks = await self._get_json("/openid/v1/jwks", self._openid.get_service_account_issuer_open_id_keyset)
+        jwks = await self._get_json("/openid/v1/jwks")
         if not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
             raise TransientError("/openid/v1/jwks has no keys")
         return Issuer(issuer, jwks)
 
     # -------------------------------------------------------------------------------- objects
 
-    async def get_identity_provider(self, name: str) -> dict[str, Any] | None:
+    async def _read(self, path: str, what: str, resource: str) -> dict[str, Any] | None:
         try:
-            found: object = await _thread(
-                self._custom.get_cluster_custom_object, GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise classify_api_exception(error, "get", f"OpenAIIdentityProvider {name}",
-                                         resource=IDENTITY_PROVIDER_PLURAL) from None
-        return dict(cast(dict[str, Any], found))
+            return await self._api.read(path)
+        except KubeStatusError as error:
+            raise classify_api_exception(error, "get", what, resource=resource) from None
+
+    async def _patch_status(self, path: str, status: Mapping[str, Any], what: str, resource: str) -> None:
+        try:
+            await self._api.patch(path, {"status": dict(status)})
+        except KubeStatusError as error:
+            if error.status != 404:
+                raise classify_api_exception(error, "patch", f"{what} status", resource=f"{resource}/status") from None
+
+    async def get_identity_provider(self, name: str) -> dict[str, Any] | None:
+        return await self._read(resource_path(GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name=name),
+                                f"OpenAIIdentityProvider {name}", IDENTITY_PROVIDER_PLURAL)
 
     async def patch_identity_provider_status(self, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            await _thread(self._custom.patch_cluster_custom_object_status, GROUP, VERSION,
-                                    IDENTITY_PROVIDER_PLURAL, name, {"status": dict(status)})
-        except ApiException as error:
-            if error.status != 404:
-                raise classify_api_exception(error, "patch", f"OpenAIIdentityProvider {name} status",
-                                             resource=f"{IDENTITY_PROVIDER_PLURAL}/status") from None
+        await self._patch_status(
+            resource_path(GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name=name, subresource="status"),
+            status, f"OpenAIIdentityProvider {name}", IDENTITY_PROVIDER_PLURAL)
 
     async def get_workload_identity(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: object = await _thread(
-                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, WORKLOAD_IDENTITY_PLURAL, name)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise classify_api_exception(error, "get", f"OpenAIWorkloadIdentity {namespace}/{name}",
-                                         resource=WORKLOAD_IDENTITY_PLURAL) from None
-        return dict(cast(dict[str, Any], found))
+        return await self._read(
+            resource_path(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, namespace=namespace, name=name),
+            f"OpenAIWorkloadIdentity {namespace}/{name}", WORKLOAD_IDENTITY_PLURAL)
 
     async def patch_workload_identity_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            await _thread(self._custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
-                                    WORKLOAD_IDENTITY_PLURAL, name, {"status": dict(status)})
-        except ApiException as error:
-            if error.status != 404:
-                raise classify_api_exception(error, "patch", f"OpenAIWorkloadIdentity {namespace}/{name} status",
-                                             resource=f"{WORKLOAD_IDENTITY_PLURAL}/status") from None
+        await self._patch_status(
+            resource_path(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, namespace=namespace, name=name,
+                          subresource="status"),
+            status, f"OpenAIWorkloadIdentity {namespace}/{name}", WORKLOAD_IDENTITY_PLURAL)
 
     # ------------------------------------------------------------------------------ ConfigMap
 
@@ -157,24 +121,23 @@ class IdentityKube:
         body = {"metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY),
                              "ownerReferences": [owner]}, "data": dict(data)}
         what = f"ConfigMap {namespace}/{name}"
+        path = resource_path("", "v1", "configmaps", namespace=namespace, name=name)
         try:
-            found = await _thread(self._core.read_namespaced_config_map, name, namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise classify_api_exception(error, "get", what, resource="configmaps", namespace=namespace) from None
-            found = None
+            found = await self._api.read(path)
+        except KubeStatusError as error:
+            raise classify_api_exception(error, "get", what, resource="configmaps", namespace=namespace) from None
         try:
             if found is None:
-                await _thread(self._core.create_namespaced_config_map, namespace, cast(Any, body))
+                await self._api.create(resource_path("", "v1", "configmaps", namespace=namespace), body)
                 return
-            refs = (found.metadata.owner_references if found.metadata is not None else None) or []
-            if not any(r.uid == owner_uid for r in refs):
+            refs = (found.get("metadata") or {}).get("ownerReferences") or []
+            if not any(r.get("uid") == owner_uid for r in refs):
                 raise DestinationConflictError(what,
                     "it exists and is not owned by OpenAIWorkloadIdentity {namespace}/{owner_name} "
                     "(spec.configMap.name): it is never overwritten")
-            if dict(found.data or {}) != dict(data):
-                await _thread(self._core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
-        except ApiException as error:
+            if dict(found.get("data") or {}) != dict(data):
+                await self._api.patch(path, {"data": dict(data)})
+        except KubeStatusError as error:
             raise classify_api_exception(error, "update", what, resource="configmaps", namespace=namespace) from None
 
     # ------------------------------------------------------------------------------ workloads
@@ -188,26 +151,25 @@ class IdentityKube:
         missing: list[str] = []
         digest = hashlib.sha256(json.dumps(dict(data), sort_keys=True).encode()).hexdigest()[:16]
         for workload in workloads:
-            suffix = _APPS[str(workload.kind)]
             label = f"{workload.kind}/{workload.name}"
             resource = f"{str(workload.kind).lower()}s"
+            path = resource_path("apps", "v1", resource, namespace=namespace, name=workload.name)
             try:
-                found = await _thread(getattr(self._apps, f"read_{suffix}"), workload.name, namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    missing.append(label)
-                    continue
+                found = await self._api.read(path)
+            except KubeStatusError as error:
                 raise classify_api_exception(error, "get", label, resource=resource, namespace=namespace) from None
-            template = self._client.sanitize_for_serialization(found.spec.template)  # type: ignore[no-untyped-call]
+            if found is None:
+                missing.append(label)
+                continue
+            template = (found.get("spec") or {}).get("template") or {}
             wanted = pod_template_patch(template, service_account=service_account, config_map=config_map,
                                         keys=sorted(data), audience=audience, expiration_seconds=expiration_seconds,
                                         digest=digest)
             if wanted is None:
                 continue
             try:
-                await _thread(getattr(self._apps, f"patch_{suffix}"), workload.name, namespace,
-                                        {"spec": {"template": wanted}})
-            except ApiException as error:
+                await self._api.patch(path, {"spec": {"template": wanted}}, content_type=STRATEGIC_MERGE_PATCH)
+            except KubeStatusError as error:
                 raise classify_api_exception(error, "patch", label, resource=resource, namespace=namespace) from None
             patched.append(label)
         return WorkloadPatchResult(tuple(patched), tuple(missing))

@@ -8,79 +8,53 @@ is released: a timer that runs right after a change handler therefore never acts
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from kubernetes.client import CustomObjectsApi
-from kubernetes.client.exceptions import ApiException
-
+from openai_operator.k8s.api import KubeApi, KubeStatusError, resource_path
 from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.resources import GROUP, KEY_PLURAL, PROJECT_PLURAL, VERSION
 
 
 class ObjectClient:
-    """OpenAIKey and OpenAIProject objects through ``CustomObjectsApi`` (sync client, run in threads)."""
+    """OpenAIKey and OpenAIProject objects, and Kopf's peering object."""
 
-    def __init__(self, api: CustomObjectsApi) -> None:
+    def __init__(self, api: KubeApi) -> None:
         self._api = api
 
-    async def get_key(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _read(self, path: str, what: str, resource: str) -> dict[str, Any] | None:
         try:
-            found: object = await asyncio.to_thread(
-                self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, KEY_PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise classify_api_exception(error, "get", f"OpenAIKey {namespace}/{name}", resource="openaikeys") from None
-        return dict(cast(dict[str, Any], found))
+            return await self._api.read(path)
+        except KubeStatusError as error:
+            raise classify_api_exception(error, "get", what, resource=resource) from None
+
+    async def _patch_status(self, path: str, status: Mapping[str, Any], what: str, resource: str) -> None:
+        """A merge patch of ``status``; an object deleted meanwhile has nothing left to record."""
+        try:
+            await self._api.patch(path, {"status": dict(status)})
+        except KubeStatusError as error:
+            if error.status != 404:
+                raise classify_api_exception(error, "patch", f"{what} status", resource=f"{resource}/status") from None
+
+    async def get_key(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._read(resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name),
+                                f"OpenAIKey {namespace}/{name}", KEY_PLURAL)
 
     async def patch_key_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            await asyncio.to_thread(
-                self._api.patch_namespaced_custom_object_status,
-                GROUP, VERSION, namespace, KEY_PLURAL, name, {"status": dict(status)},
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise classify_api_exception(
-                error, "patch", f"OpenAIKey {namespace}/{name} status", resource="openaikeys/status"
-            ) from None
+        await self._patch_status(
+            resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name, subresource="status"),
+            status, f"OpenAIKey {namespace}/{name}", KEY_PLURAL)
 
     async def get_project(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: object = await asyncio.to_thread(
-                self._api.get_cluster_custom_object, GROUP, VERSION, PROJECT_PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise classify_api_exception(error, "get", f"OpenAIProject {name}", resource="openaiprojects") from None
-        return dict(cast(dict[str, Any], found))
+        return await self._read(resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name),
+                                f"OpenAIProject {name}", PROJECT_PLURAL)
 
     async def patch_project_status(self, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            await asyncio.to_thread(
-                self._api.patch_cluster_custom_object_status,
-                GROUP, VERSION, PROJECT_PLURAL, name, {"status": dict(status)},
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise classify_api_exception(
-                error, "patch", f"OpenAIProject {name} status", resource="openaiprojects/status"
-            ) from None
+        await self._patch_status(resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name, subresource="status"),
+                                 status, f"OpenAIProject {name}", PROJECT_PLURAL)
 
     async def cluster_peering_exists(self, name: str) -> bool:
         """Whether Kopf's ``ClusterKopfPeering`` object ``name`` exists (replicas wait without it)."""
-        try:
-            await asyncio.to_thread(self._api.get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name)
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise classify_api_exception(
-                error, "get", f"ClusterKopfPeering {name}", resource="clusterkopfpeerings"
-            ) from None
-        return True
+        found = await self._read(resource_path("kopf.dev", "v1", "clusterkopfpeerings", name=name),
+                                 f"ClusterKopfPeering {name}", "clusterkopfpeerings")
+        return found is not None

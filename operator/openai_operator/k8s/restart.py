@@ -8,15 +8,11 @@ revision (no restart storm after an operator restart).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from kubernetes.client import AppsV1Api
-from kubernetes.client.exceptions import ApiException
-
+from openai_operator.k8s.api import STRATEGIC_MERGE_PATCH, KubeApi, KubeStatusError, resource_path
 from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.resources import GROUP
 from openai_operator.model.specs import RestartTarget
@@ -36,15 +32,8 @@ class RestartResult:
     missing: tuple[str, ...]
 
 
-_READERS: dict[str, str] = {
-    "Deployment": "namespaced_deployment",
-    "StatefulSet": "namespaced_stateful_set",
-    "DaemonSet": "namespaced_daemon_set",
-}
-
-
 async def restart_targets(
-    apps: AppsV1Api, namespace: str, targets: Sequence[RestartTarget], *, key_name: str, revision: int
+    api: KubeApi, namespace: str, targets: Sequence[RestartTarget], *, key_name: str, revision: int
 ) -> RestartResult:
     """Patch each target's pod template unless it already rolled out for ``revision``."""
     annotation = restart_annotation(key_name)
@@ -52,27 +41,23 @@ async def restart_targets(
     restarted: list[str] = []
     missing: list[str] = []
     for target in targets:
-        suffix = _READERS[str(target.kind)]
-        read: Callable[..., Any] = getattr(apps, f"read_{suffix}")
-        patch: Callable[..., Any] = getattr(apps, f"patch_{suffix}")
+        resource = f"{str(target.kind).lower()}s"
+        path = resource_path("apps", "v1", resource, namespace=namespace, name=target.name)
         label = f"{target.kind}/{target.name}"
         try:
-            found = await asyncio.to_thread(read, target.name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                missing.append(label)
-                continue
-            raise classify_api_exception(error, "get", label, resource=f"{str(target.kind).lower()}s",
-                                         namespace=namespace) from None
-        template_meta = found.spec.template.metadata
-        current = (template_meta.annotations or {}).get(annotation) if template_meta is not None else None
-        if current == wanted:
+            found = await api.read(path)
+        except KubeStatusError as error:
+            raise classify_api_exception(error, "get", label, resource=resource, namespace=namespace) from None
+        if found is None:
+            missing.append(label)
+            continue
+        template_meta = ((found.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        if (template_meta.get("annotations") or {}).get(annotation) == wanted:
             continue
         body = {"spec": {"template": {"metadata": {"annotations": {annotation: wanted}}}}}
         try:
-            await asyncio.to_thread(patch, target.name, namespace, body)
-        except ApiException as error:
-            raise classify_api_exception(error, "patch", label, resource=f"{str(target.kind).lower()}s",
-                                         namespace=namespace) from None
+            await api.patch(path, body, content_type=STRATEGIC_MERGE_PATCH)
+        except KubeStatusError as error:
+            raise classify_api_exception(error, "patch", label, resource=resource, namespace=namespace) from None
         restarted.append(label)
     return RestartResult(tuple(restarted), tuple(missing))

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import structlog
-from kubernetes.client import CoordinationV1Api
-from kubernetes.client.exceptions import ApiException
 
+from openai_operator.k8s.api import KubeApi, KubeStatusError, resource_path
 from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.shards import SHARD_LABEL, SHARD_NAMESPACES_ANNOTATION, lease_name, serves_namespace
 from openai_operator.model.timestamps import parse_time
@@ -41,8 +40,7 @@ LEASE_SECONDS: Final = 30
 class ShardMembership:
     """This replica's place in its shard, and what it can tell of the others."""
 
-    api: CoordinationV1Api
-    """Called with plain dict bodies, which the client accepts as it does its model objects."""
+    api: KubeApi
     shard: str
     member: str
     """This replica's name (its pod name), unique within the shard."""
@@ -70,22 +68,20 @@ class ShardMembership:
                      "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
         }
 
+    def _path(self, name: str | None = None) -> str:
+        return resource_path("coordination.k8s.io", "v1", "leases", namespace=self.lease_namespace, name=name)
+
     async def renew(self) -> None:
         """Create or renew this replica's Lease."""
         now = datetime.now(UTC)
         try:
-            try:
-                found = await asyncio.to_thread(self.api.read_namespaced_lease, self.lease, self.lease_namespace)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                await asyncio.to_thread(cast(Any, self.api).create_namespaced_lease, self.lease_namespace,
-                                        self._body(now))
+            found = await self.api.read(self._path(self.lease))
+            if found is None:
+                await self.api.create(self._path(), self._body(now))
                 return
-            version = found.metadata.resource_version if found.metadata is not None else None
-            await asyncio.to_thread(cast(Any, self.api).replace_namespaced_lease, self.lease,
-                                    self.lease_namespace, self._body(now, version))
-        except ApiException as error:
+            version = (found.get("metadata") or {}).get("resourceVersion")
+            await self.api.replace(self._path(self.lease), self._body(now, version))
+        except KubeStatusError as error:
             raise classify_api_exception(error, "update", f"Lease {self.lease_namespace}/{self.lease}",
                                          resource="leases", namespace=self.lease_namespace) from None
 
@@ -101,46 +97,40 @@ class ShardMembership:
     async def release(self) -> None:
         """Delete this replica's Lease, so another shard may take its namespaces over at once."""
         try:
-            await asyncio.to_thread(self.api.delete_namespaced_lease, self.lease, self.lease_namespace)
-        except ApiException as error:
+            await self.api.delete(self._path(self.lease))
+        except KubeStatusError as error:
             if error.status != 404:
                 log.warning("shard lease not released", lease=self.lease, status=error.status)
 
     async def live_owner(self, shard: str, namespace: str) -> str | None:
         """A live replica of ``shard`` that serves ``namespace``, or ``None`` when there is none."""
         try:
-            found = await asyncio.to_thread(self.api.list_namespaced_lease, self.lease_namespace,
-                                            label_selector=f"{SHARD_LABEL}={shard}")
-        except ApiException as error:
+            found = await self.api.get(self._path(), params={"labelSelector": f"{SHARD_LABEL}={shard}"})
+        except KubeStatusError as error:
             raise classify_api_exception(error, "list", f"Leases of shard {shard}", resource="leases",
                                          namespace=self.lease_namespace) from None
         now = datetime.now(UTC)
-        for lease in found.items or ():
-            if lease.spec is not None and _alive(lease.spec, now) and serves_namespace(_patterns(lease.metadata),
-                                                                                        namespace):
-                return str(lease.spec.holder_identity or (lease.metadata.name if lease.metadata else "?"))
+        for lease in found.get("items") or ():
+            spec, metadata = lease.get("spec") or {}, lease.get("metadata") or {}
+            if _alive(spec, now) and serves_namespace(_patterns(metadata), namespace):
+                return str(spec.get("holderIdentity") or metadata.get("name") or "?")
         return None
 
 
-def _alive(spec: Any, now: datetime) -> bool:
-    renewed = spec.renew_time if spec is not None else None
-    if renewed is None:
-        return False
-    if isinstance(renewed, str):
-        renewed = parse_time(renewed)
+def _alive(spec: Mapping[str, Any], now: datetime) -> bool:
+    renewed = parse_time(spec.get("renewTime"))
     if renewed is None:
         return False
     if renewed.tzinfo is None:
         renewed = renewed.replace(tzinfo=UTC)
-    duration = spec.lease_duration_seconds or LEASE_SECONDS
+    duration = spec.get("leaseDurationSeconds") or LEASE_SECONDS
     return bool(now - renewed < timedelta(seconds=duration))
 
 
-def _patterns(metadata: Any) -> Sequence[str]:
-    raw = ((metadata.annotations or {}) if metadata is not None else {}).get(SHARD_NAMESPACES_ANNOTATION, "[]")
+def _patterns(metadata: Mapping[str, Any]) -> Sequence[str]:
+    raw = (metadata.get("annotations") or {}).get(SHARD_NAMESPACES_ANNOTATION, "[]")
     try:
         patterns = json.loads(raw)
     except ValueError:
         return ["*"]  # unreadable: assume it serves everything (never take a key from a live replica)
     return [str(p) for p in patterns] if isinstance(patterns, list) else ["*"]
-

@@ -149,6 +149,8 @@ class Reason(StrEnum):
     # --- OpenAIWorkloadIdentity Ready (and its Events) -----------------------------------------------
     MAPPED = "Mapped"
     """The service account, its federation rule and the ConfigMap exist and match the spec."""
+    MAPPING = "Mapping"
+    """The service account or the federation rule is being created (the pass saves between its steps)."""
     PROVIDER_NOT_READY = "ProviderNotReady"
     """The OpenAIIdentityProvider is missing, not Ready, or ambiguous (several exist: set ``spec.providerRef``)."""
     PROVIDER_FULL = "ProviderFull"

@@ -306,7 +306,7 @@ async def reconcile_identity(deps: Deps, ref: IdentityRef, body: Mapping[str, An
                                            ref.generation))
         outcome.error = error
         return outcome
-    labels = await namespace_labels(deps.core, ref.namespace)
+    labels = await namespace_labels(deps.kube, ref.namespace)
     holds = recorded.federation_rule_id is not None
     me = quota_name(ref.namespace, ref.name)
     limit = project.key_policy.max_keys if project is not None else None
@@ -384,6 +384,7 @@ async def _execute(deps: Deps, ref: IdentityRef, spec: WorkloadIdentitySpec, pla
                    observed: ObservedMapping, outcome: Outcome, save: Save) -> WorkloadIdentityStatus:
     admin, cluster = _admin(deps), _cluster(deps)
     status = plan.status
+    progress = plan.in_progress or plan.status
     account_id = observed.service_account_id
     rule_id = observed.rule_id
     for action in plan.actions:
@@ -398,7 +399,7 @@ async def _execute(deps: Deps, ref: IdentityRef, spec: WorkloadIdentitySpec, pla
             created = await admin.create_service_account(action.project_id, action.name,
                                                          expires_in_seconds=BACKSTOP_KEY_SECONDS)
             account_id = created.service_account.id
-            await save(replace(status, service_account_id=account_id, federation_rule_id=None))
+            await save(replace(progress, service_account_id=account_id, federation_rule_id=None))
             if created.api_key is not None:
                 await admin.delete_project_api_key(action.project_id, created.api_key.id)
         elif isinstance(action, DeleteRule):
@@ -410,7 +411,7 @@ async def _execute(deps: Deps, ref: IdentityRef, spec: WorkloadIdentitySpec, pla
                 action.provider_id, project_id=action.project_id, service_account_id=account_id,
                 attribute_matchers=action.matchers, scopes=action.scopes, name=action.name)
             rule_id = rule.id
-            await save(replace(status, service_account_id=account_id, federation_rule_id=rule_id))
+            await save(replace(progress, service_account_id=account_id, federation_rule_id=rule_id))
             outcome.note("Normal", Reason.MAPPED,
                          f"Mapped {action.matchers['sub']} to service account {account_id} of project "
                          f"{action.project_id} (rule {rule_id} on provider {action.provider_id})")

@@ -110,7 +110,7 @@ def key_settings(deps: Deps) -> KeySettings:
 
 
 def store_context(deps: Deps, namespace: str) -> StoreContext:
-    return StoreContext(deps.core, deps.vault_client_factory, deps.config.fingerprint_key, namespace)
+    return StoreContext(deps.kube, deps.vault_client_factory, deps.config.fingerprint_key, namespace)
 
 
 class VerificationError(TransientError):
@@ -169,7 +169,7 @@ async def gather(
     except PermanentError as error:
         return replace(facts, spec_error=SpecError("spec.vault", error.message)), {}
     labels = (dict(known_namespace_labels) if known_namespace_labels is not None
-              else await namespace_labels(deps.core, ref.namespace))
+              else await namespace_labels(deps.kube, ref.namespace))
     others = 0
     if project is not None and project.project_id is not None:
         limit = project.key_policy.max_keys
@@ -425,7 +425,7 @@ class _Execution:
         if self.status.revision < action.revision:
             return  # the issue this restart follows did not complete
         try:
-            result = await restart_targets(self.deps.apps, self.ref.namespace, spec.rotation.restart_targets,
+            result = await restart_targets(self.deps.kube, self.ref.namespace, spec.rotation.restart_targets,
                                            key_name=self.ref.name, revision=action.revision)
         except OperatorError as error:
             self._follow_up_failed("restart", Reason.RESTART_FAILED,

@@ -316,6 +316,9 @@ class IdentityPlan:
     requeue_after: timedelta | None = None
     repaired: str | None = None
     """What drift the plan repairs (for the Event), ``None`` when there is none."""
+    in_progress: WorkloadIdentityStatus | None = None
+    """What the executor saves between its steps (the ids made so far are added to it): ``status`` says
+    Ready, which is only true once the last step is done."""
 
 
 def desired_matchers(namespace: str, service_account: str) -> dict[str, str]:
@@ -396,11 +399,14 @@ def plan_identity(facts: IdentityFacts) -> IdentityPlan:
     status = replace(status, project_id=facts.project_id, identity_provider_id=provider_id,
                      subject=matchers["sub"], config_map_name=spec.config_map.name,
                      audience=facts.provider.audience)
+    in_progress = status.with_condition(
+        ConditionType.READY, False, Reason.MAPPING,
+        f"mapping {matchers['sub']} to an OpenAI service account of project {facts.project_id}", now, gen)
     status = status.with_condition(
         ConditionType.READY, True, Reason.MAPPED,
         f"{matchers['sub']} maps to an OpenAI service account of project {facts.project_id} "
         f"through provider {provider_id}", now, gen)
-    return IdentityPlan(tuple(actions_list), status, None, "; ".join(repaired) or None)
+    return IdentityPlan(tuple(actions_list), status, None, "; ".join(repaired) or None, in_progress)
 
 
 def first_free_slot(slots: Sequence[ProviderSlot], counts: Mapping[str, int]) -> str | None:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import hvac
-from kubernetes.client import CoreV1Api
 
 from openai_operator.errors import PermanentError
+from openai_operator.k8s.api import KubeApi
 from openai_operator.model.destinations import KINDS
 from openai_operator.model.specs import KeySpec, SecretDestination, VaultDestination
 from openai_operator.stores.base import SecretStore
@@ -26,7 +26,7 @@ __all__ = ["StoreContext", "store_at", "stores_for"]
 class StoreContext:
     """What building a store for one key's namespace needs."""
 
-    core_api: CoreV1Api
+    kube: KubeApi
     vault_client_factory: Callable[[], hvac.Client] | None
     fingerprint_key: bytes
     namespace: str
@@ -38,7 +38,7 @@ class StoreContext:
 
 
 def _secret(ctx: StoreContext, destination: SecretDestination) -> SecretStore:
-    return KubernetesSecretStore(ctx.core_api, ctx.namespace, destination, ctx.fingerprint_key)
+    return KubernetesSecretStore(ctx.kube, ctx.namespace, destination, ctx.fingerprint_key)
 
 
 def _vault(ctx: StoreContext, destination: VaultDestination) -> SecretStore:

@@ -12,31 +12,26 @@ what is stored is skipped. Labels and annotations that others put on the Secret 
 (``openai.operator.dev/*``) are set exactly; labels and annotations from ``spec.secret`` are set,
 and one removed from the spec stays on the Secret until the Secret is recreated.
 
-The ``kubernetes`` client is synchronous, so every call runs in a thread (``asyncio.to_thread``).
-Its ``ApiException`` text can echo the Secret's data, so errors keep only the status and reason.
+An apiserver error body can echo the Secret's data, so errors keep only the status and reason.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import structlog
-import urllib3.exceptions
-from kubernetes.client import CoreV1Api, V1DeleteOptions, V1Preconditions
-from kubernetes.client.exceptions import ApiException
 
 from openai_operator.errors import (
     ConflictError,
     DestinationConflictError,
     NotFoundError,
-    TransientError,
 )
+from openai_operator.k8s.api import KubeApi, KubeStatusError, resource_path
 from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.specs import SecretDestination
 from openai_operator.secretvalue import fingerprint
@@ -227,11 +222,11 @@ class KubernetesSecretStore:
     kind = "secret"
 
     def __init__(
-        self, core: CoreV1Api, namespace: str, destination: SecretDestination, fingerprint_key: bytes
+        self, api: KubeApi, namespace: str, destination: SecretDestination, fingerprint_key: bytes
     ) -> None:
         if not fingerprint_key:
             raise ValueError("fingerprint_key must not be empty")
-        self._core = core
+        self._api = api
         self._namespace = namespace
         self._destination = destination
         self._fingerprint_key = fingerprint_key
@@ -249,21 +244,21 @@ class KubernetesSecretStore:
     def __repr__(self) -> str:
         return f"KubernetesSecretStore({self._namespace}/{self._destination.name})"
 
-    async def _call(self, verb: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    @property
+    def _path(self) -> str:
+        return resource_path("", "v1", "secrets", namespace=self._namespace, name=self.name)
+
+    async def _call(self, verb: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except ApiException as exc:
+            return await call()
+        except KubeStatusError as exc:
             raise classify_api_exception(exc, verb, self._what, resource="secrets", namespace=self._namespace) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientError(f"{verb} {self._what}: Kubernetes API unreachable ({type(exc).__name__})") from None
 
     async def _read(self) -> dict[str, Any] | None:
         try:
-            secret = await self._call("get", self._core.read_namespaced_secret, self.name, self._namespace)
+            return await self._call("get", lambda: self._api.get(self._path))
         except NotFoundError:
             return None
-        body: dict[str, Any] = self._core.api_client.sanitize_for_serialization(secret)
-        return body
 
     def _check_owned(self, existing: Mapping[str, Any], owner: Owner) -> None:
         labels = (existing.get("metadata") or {}).get("labels")
@@ -295,7 +290,7 @@ class KubernetesSecretStore:
         if _same(existing, updated):
             return WriteResult(result.location, result.fingerprint, None, changed=False)
         try:
-            await self._call("update", self._core.replace_namespaced_secret, self.name, self._namespace, updated)
+            await self._call("update", lambda: self._api.replace(self._path, updated))
         except NotFoundError:
             raise ConflictError(f"update {self._what}: deleted concurrently; re-read and retry") from None
         log.info("secret updated", secret_name=self.name, namespace=self._namespace,
@@ -303,7 +298,8 @@ class KubernetesSecretStore:
         return result
 
     async def _create(self, desired: dict[str, Any], material: KeyMaterial, result: WriteResult) -> WriteResult:
-        await self._call("create", self._core.create_namespaced_secret, self._namespace, desired)
+        collection = resource_path("", "v1", "secrets", namespace=self._namespace)
+        await self._call("create", lambda: self._api.create(collection, desired))
         log.info("secret created", secret_name=self.name, namespace=self._namespace,
                  key_id=material.key_id, revision=material.revision)
         return result
@@ -335,7 +331,7 @@ class KubernetesSecretStore:
         if len(kept) == len(meta.get("ownerReferences") or []):
             return
         released = {**existing, "metadata": {**meta, "ownerReferences": kept}}
-        await self._call("update", self._core.replace_namespaced_secret, self.name, self._namespace, released)
+        await self._call("update", lambda: self._api.replace(self._path, released))
         log.info("secret released: kept after its key is deleted", secret_name=self.name, namespace=self._namespace)
 
     async def delete(self, owner: Owner) -> None:
@@ -346,11 +342,10 @@ class KubernetesSecretStore:
         if not is_owned_by(meta.get("labels"), owner):
             log.warning("secret not deleted: not owned by this key", secret_name=self.name, namespace=self._namespace)
             return
-        options = V1DeleteOptions(
-            preconditions=V1Preconditions(uid=meta.get("uid"), resource_version=meta.get("resourceVersion"))
-        )
+        options = {"apiVersion": "v1", "kind": "DeleteOptions",
+                   "preconditions": {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}}
         try:
-            await self._call("delete", self._core.delete_namespaced_secret, self.name, self._namespace, body=options)
+            await self._call("delete", lambda: self._api.delete(self._path, options))
         except NotFoundError:
             return
         log.info("secret deleted", secret_name=self.name, namespace=self._namespace)
