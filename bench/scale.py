@@ -18,7 +18,7 @@ the emulator's Admin API a uniform 50-150 ms latency (``--latency-ms``), and the
   peak (``VmHWM``), and the RSS at rest ``--rest`` seconds after convergence.
 
 With ``--profile`` the convergence runs under ``py-spy record`` (installed from PyPI with
-``pip install py-spy``); its collapsed stacks are kept in ``bench/results/scale-<N>.profile.txt``
+``pip install py-spy``); its collapsed stacks are kept in ``bench/results/<tag>-<N>.profile.txt``
 (``flamegraph.pl`` or speedscope draw them) and the functions with the most self time go into the
 JSON.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -57,6 +58,7 @@ from openai_devstack.stack import Stack
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "bench" / "README.md"
+OPERATOR_SOURCE = ROOT / "operator"
 GROUP = "openai.operator.dev"
 VERSION = "v1alpha1"
 
@@ -289,9 +291,10 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
         def start_operator(shard: int = 0) -> subprocess.Popen[bytes]:
             traced = [str(ROOT / "bench" / "traced_operator.py")]
             program = traced if args.tracemalloc else ["-m", "openai_operator"]
-            operator_env = {**kube_env, "OPENAI_OPERATOR_FINGERPRINT_KEY": fingerprint_key,
+            operator_env = {**kube_env, "PYTHONPATH": str(OPERATOR_SOURCE),
+                            "OPENAI_OPERATOR_FINGERPRINT_KEY": fingerprint_key,
                             "OPENAI_OPERATOR_LOG_LEVEL": "WARNING",
-                            "OPENAI_OPERATOR_TRACEMALLOC_OUT": str(RESULTS / f"scale-{n}.tracemalloc.json")}
+                            "OPENAI_OPERATOR_TRACEMALLOC_OUT": str(RESULTS / f"{args.tag}-{n}.tracemalloc.json")}
             if args.admin_api_rate:
                 operator_env["OPENAI_OPERATOR_ADMIN_API_RATE"] = str(args.admin_api_rate)
                 operator_env["OPENAI_OPERATOR_ADMIN_API_BURST"] = str(args.admin_api_burst)
@@ -300,12 +303,13 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
                     f"--shard=s{shard}", f"--namespace={tenant_namespaces(args)[shard]}",
                     *([] if shard == 0 else ["--no-manage-projects"])]
                 return subprocess.Popen(
-                    [sys.executable, *program, "run", "--standalone", "--log-format=json",
+                    [operator_python, *program, "run", "--standalone", "--log-format=json",
                      f"--metrics-port={metrics_port if shard == 0 else free_port()}", f"--health-port={free_port()}",
                      *sharding],
                     env=operator_env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                 )
 
+        operator_python = image_python() if args.image_python else sys.executable
         operator = start_operator()
         others = [start_operator(shard) for shard in range(1, args.shards)]
         project = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OpenAIProject", "metadata": {"name": "bench"},
@@ -315,9 +319,9 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
         wait_project_ready(kubectl, kube_env, operator, str(log))
         httpx.delete(f"{emulator}/_emulator/calls", timeout=10).raise_for_status()
         if args.profile:
-            profiler = subprocess.Popen(["py-spy", "record", "--pid", str(operator.pid), "--rate", "50",
+            profiler = subprocess.Popen([_py_spy(), "record", "--pid", str(operator.pid), "--rate", "50",
                                          "--nonblocking", "--format", "raw",
-                                         "-o", str(RESULTS / f"scale-{n}.profile.txt")],
+                                         "-o", str(RESULTS / f"{args.tag}-{n}.profile.txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = apiserver_requests(env.kubeconfig)
         asyncio.run(converge(env.kubeconfig, args, run, [operator, *others], str(log)))
@@ -337,7 +341,7 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             profiler.send_signal(2)
             profiler.wait(timeout=60)
             profiler = None
-            run.profile_top = top_of_profile(RESULTS / f"scale-{n}.profile.txt")
+            run.profile_top = top_of_profile(RESULTS / f"{args.tag}-{n}.profile.txt")
         time.sleep(args.rest)  # the RSS at rest is read after a quiet spell, by definition
         run.rss_rest_mb = sum(rss_mb(p.pid) for p in (operator, *others))
         run.rss_peak_mb = sum(rss_mb(p.pid, "VmHWM") for p in (operator, *others))
@@ -365,7 +369,7 @@ def measure(n: int, args: argparse.Namespace, state_dir: Path) -> Run:
             run.restart_rotations = sum(1 for key, revision in asyncio.run(
                 key_revisions(env.kubeconfig, args.concurrency)).items() if revision != revisions.get(key))
         if args.tracemalloc:
-            traced = RESULTS / f"scale-{n}.tracemalloc.json"
+            traced = RESULTS / f"{args.tag}-{n}.tracemalloc.json"
             traced.unlink(missing_ok=True)
             operator.send_signal(signal.SIGUSR1)
             deadline = time.monotonic() + 120
@@ -479,6 +483,31 @@ async def mass_rotation(kubeconfig: Path, emulator: str, args: argparse.Namespac
         await asyncio.gather(*background, return_exceptions=True)
         await data.aclose()
         await kube.http.aclose()
+
+
+def image_python(lock: Path = ROOT / "requirements.lock") -> str:
+    """A Python with exactly the libraries the operator's image installs (``requirements.lock``).
+
+    The test environment holds more (``rich`` and ``pygments``, which httpx imports when they are
+    installed; pytest; the emulator), which would count in the operator's RSS but not in a pod's. Built
+    once per lock file under ``~/.cache/openai-operator``, from PyPI; the operator itself runs from
+    this checkout (:data:`OPERATOR_SOURCE` on ``PYTHONPATH``).
+    """
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
+    venv = Path.home() / ".cache" / "openai-operator" / f"bench-image-{digest}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--no-deps"]
+        subprocess.run([*pip, "--require-hashes", "-r", str(lock)], check=True)
+        (venv / ".complete").touch()
+    return str(python)
+
+
+def _py_spy() -> str:
+    """py-spy from PATH, else beside this interpreter (the venv's bin is not on PATH unless activated)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 
 
 def top_of_profile(path: Path, count: int = 25) -> list[tuple[str, float]]:
@@ -595,6 +624,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--rest", type=float, default=15, help="seconds after convergence before RSS at rest")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graph of each convergence")
+    parser.add_argument("--no-image-python", dest="image_python", action="store_false",
+                        help="run the operator with this interpreter (the test environment) instead of one "
+                             "holding only requirements.lock")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="run the operator under tracemalloc (bench/traced_operator.py) and keep where its "
                              "memory is at rest in bench/results/scale-<N>.tracemalloc.json (RSS is then inflated)")

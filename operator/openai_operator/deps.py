@@ -11,8 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import hvac
+from typing import TYPE_CHECKING
 
 from openai_operator.config import OperatorConfig
 from openai_operator.k8s.api import KubeApi, KubeConnection, resource_path
@@ -26,7 +25,11 @@ from openai_operator.openai import AdminClient, new_http_client
 from openai_operator.openai.budget import RequestBudget
 from openai_operator.ports import AdminApi, IdentityAdmin, IdentityCluster, ObjectStore
 from openai_operator.reconcile.quota import QuotaLedger
-from openai_operator.stores.vault import VaultClientCache
+
+if TYPE_CHECKING:
+    import hvac
+
+    from openai_operator.stores.vault import VaultClientCache
 
 
 def utc_now() -> datetime:
@@ -93,6 +96,8 @@ async def build_deps(config: OperatorConfig, metrics: OperatorMetrics,
     vault_cache: VaultClientCache | None = None
     vault_factory: Callable[[], hvac.Client] | None = None
     if config.vault_addr:
+        from openai_operator.stores.vault import VaultClientCache  # hvac only with Vault configured
+
         vault_cache = VaultClientCache(
             config.vault_addr,
             token=config.vault_token.reveal() if config.vault_token else None,

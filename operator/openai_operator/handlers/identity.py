@@ -52,14 +52,14 @@ _ALL = "*"
 """The index key under which every identity is also listed (for the orphan-rule sweep)."""
 
 
-def identity_provider_index(name: str, status: kopf.Status, meta: kopf.Meta, **_: Any) -> dict[str, ProviderView]:
+async def identity_provider_index(name: str, status: kopf.Status, meta: kopf.Meta, **_: Any) -> dict[str, ProviderView]:
     recorded = IdentityProviderStatus.from_dict(dict(status))
     ready = any(c.type == ConditionType.READY and c.status == "True" for c in recorded.conditions)
     return {name: ProviderView(name, ready, recorded.audience, recorded.providers,
                                deleting=meta.get("deletionTimestamp") is not None)}
 
 
-def workload_identity_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status,
+async def workload_identity_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status,
                             **_: Any) -> dict[str, IdentityEntry]:
     """Identities by their project (and all of them under ``*``), with the account their status records."""
     recorded = WorkloadIdentityStatus.from_dict(dict(status))

@@ -32,7 +32,8 @@ from openai_operator.reconcile.policy import ProjectView
 __all__ = ["project_id_index", "project_index", "register"]
 
 
-def project_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> dict[str, ProjectView]:
+async def project_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                        **_: Any) -> dict[str, ProjectView]:
     try:
         key_policy = parse_project_spec(dict(spec), name=name).key_policy
     except SpecError:
@@ -49,7 +50,7 @@ def project_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Me
     return {name: view}
 
 
-def project_id_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+async def project_id_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
                      **_: Any) -> dict[str, tuple[str, str]]:
     """OpenAI project id → (creation time, name) of each OpenAIProject that claims it."""
     project_id = spec.get("projectId") or status.get("projectId")

@@ -36,17 +36,17 @@ __all__ = ["identity_spend_index", "key_spend_index", "project_spend_index", "re
 _V = TypeVar("_V")
 
 
-def project_spend_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+async def project_spend_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
                         **_: Any) -> dict[str, ProjectSpendView]:
     return project_spend_entry(name, dict(spec), dict(status), dict(meta))
 
 
-def key_spend_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+async def key_spend_index(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
                     **_: Any) -> dict[str, KeySpendView]:
     return key_spend_entries(namespace, name, dict(spec), dict(status), dict(meta))
 
 
-def identity_spend_index(namespace: str, name: str, status: kopf.Status, meta: kopf.Meta,
+async def identity_spend_index(namespace: str, name: str, status: kopf.Status, meta: kopf.Meta,
                          **_: Any) -> dict[str, IdentitySpendView]:
     """Workload identities by their service account id (the id their access-token costs carry)."""
     return identity_spend_entries(namespace, name, dict(status), dict(meta))

@@ -2,12 +2,16 @@
 
 See :mod:`openai_operator.stores.base` for the promises every store keeps (refuse to clobber,
 compare before write, optimistic concurrency) and the two modules for how each one keeps them.
+
+The Vault store is imported on first use: hvac and requests are 6 MB of an operator that may have no
+Vault configured.
 """
+
+from typing import Any
 
 from openai_operator.stores.base import KeyMaterial, Observed, Owner, SecretStore, WriteResult
 from openai_operator.stores.factory import StoreContext, store_at, stores_for
 from openai_operator.stores.kubernetes import KubernetesSecretStore
-from openai_operator.stores.vault import VaultStore, build_vault_client
 
 __all__ = [
     "KeyMaterial",
@@ -22,3 +26,11 @@ __all__ = [
     "store_at",
     "stores_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("VaultStore", "build_vault_client"):
+        from openai_operator.stores import vault
+
+        return getattr(vault, name)
+    raise AttributeError(name)

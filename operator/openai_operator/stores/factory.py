@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import hvac
+from typing import TYPE_CHECKING
 
 from openai_operator.errors import PermanentError
 from openai_operator.k8s.api import KubeApi
@@ -17,7 +16,9 @@ from openai_operator.model.destinations import KINDS
 from openai_operator.model.specs import KeySpec, SecretDestination, VaultDestination
 from openai_operator.stores.base import SecretStore
 from openai_operator.stores.kubernetes import KubernetesSecretStore
-from openai_operator.stores.vault import VaultStore
+
+if TYPE_CHECKING:
+    import hvac
 
 __all__ = ["StoreContext", "store_at", "stores_for"]
 
@@ -42,6 +43,8 @@ def _secret(ctx: StoreContext, destination: SecretDestination) -> SecretStore:
 
 
 def _vault(ctx: StoreContext, destination: VaultDestination) -> SecretStore:
+    from openai_operator.stores.vault import VaultStore  # hvac only when a key asks for Vault
+
     return VaultStore(ctx.vault(), destination, ctx.fingerprint_key)
 
 
