@@ -52,6 +52,7 @@ from typing import Any
 
 import httpx
 
+from openai_devstack.binaries import cache_root
 from openai_devstack.processes import free_port
 from openai_devstack.stack import Stack
 
@@ -490,11 +491,11 @@ def image_python(lock: Path = ROOT / "requirements.lock") -> str:
 
     The test environment holds more (``rich`` and ``pygments``, which httpx imports when they are
     installed; pytest; the emulator), which would count in the operator's RSS but not in a pod's. Built
-    once per lock file under ``~/.cache/openai-operator``, from PyPI; the operator itself runs from
+    once per lock file in the test bed's cache (``$OPENAI_OPERATOR_CACHE``), from PyPI; the operator itself runs from
     this checkout (:data:`OPERATOR_SOURCE` on ``PYTHONPATH``).
     """
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
-    venv = Path.home() / ".cache" / "openai-operator" / f"bench-image-{digest}"
+    venv = cache_root() / f"bench-image-{digest}"
     python = venv / "bin" / "python"
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
