@@ -91,14 +91,16 @@ async def test_credentials_that_stay_refused_are_a_permanent_error_naming_the_cr
     assert "credentials were rejected" in error.message
 
 
-async def test_reads_conflicts_and_refusals_come_back_as_the_apiserver_said(kube: KubeCluster, kubectl: Kubectl,
-                                                                             namespace: str) -> None:
+async def test_writes_name_the_operator_and_refusals_come_back_as_the_apiserver_said(
+    kube: KubeCluster, namespace: str,
+) -> None:
     api = KubeApi(lambda: connection(kube.kubeconfig))
     configmaps = resource_path("", "v1", "configmaps", namespace=namespace)
     try:
         assert await api.read(f"{configmaps}/absent") is None
         made = await api.create(configmaps, {"metadata": {"name": "c"}, "data": {"a": "1"}})
         stale = made["metadata"]["resourceVersion"]
+        assert [f["manager"] for f in made["metadata"]["managedFields"]] == ["openai-operator"]
         await api.patch(f"{configmaps}/c", {"data": {"a": "2"}})
         with pytest.raises(KubeStatusError) as conflict:
             await api.replace(f"{configmaps}/c", {"metadata": {"name": "c", "resourceVersion": stale},

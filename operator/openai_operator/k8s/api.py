@@ -32,6 +32,8 @@ __all__ = ["MERGE_PATCH", "STRATEGIC_MERGE_PATCH", "KubeApi", "KubeConnection", 
 MERGE_PATCH: Final = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
 
+USER_AGENT: Final = "openai-operator"
+
 CONCURRENT_REQUESTS: Final = 12
 """Calls in flight to the apiserver, each on its own kept-alive connection; more wait their turn.
 
@@ -102,7 +104,9 @@ class KubeApi:
             base_url=connection.server.rstrip("/"),
             verify=connection.verify,
             # JSON, or what a non-resource URL serves instead (the issuer's key set is jwk-set+json).
-            headers={**connection.headers, "Accept": "application/json, */*;q=0.8"},
+            # The User-Agent names the operator in the apiserver's audit log and, as the field manager of
+            # what it writes, in every object's managedFields.
+            headers={**connection.headers, "Accept": "application/json, */*;q=0.8", "User-Agent": USER_AGENT},
             trust_env=connection.trust_env,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
             limits=httpx.Limits(max_connections=CONCURRENT_REQUESTS, max_keepalive_connections=CONCURRENT_REQUESTS),
