@@ -7,7 +7,7 @@ startup handler and keeps the result in Kopf's ``memo``; tests build their own.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +46,9 @@ class Deps:
     metrics: OperatorMetrics
     vault_client_factory: Callable[[], hvac.Client] | None
     clock: Callable[[], datetime] = utc_now
-    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+    """Held only while in use: whoever holds or awaits a lock keeps it alive, so the lock of a deleted
+    object goes with its last user instead of staying for the life of the process."""
     instance_id: str = "local"
     """Carried in every service-account name this installation makes (see ``model.naming``)."""
     quota: QuotaLedger = field(default_factory=QuotaLedger)
@@ -60,7 +62,11 @@ class Deps:
 
     def lock(self, kind: str, namespace: str | None, name: str) -> asyncio.Lock:
         """One lock per object: a timer and a change handler never work on the same object at once."""
-        return self.locks[f"{kind}/{namespace or ''}/{name}"]
+        key = f"{kind}/{namespace or ''}/{name}"
+        found = self.locks.get(key)
+        if found is None:
+            found = self.locks[key] = asyncio.Lock()
+        return found
 
     def serves(self, namespace: str) -> bool:
         """Whether this operator serves ``namespace`` (its ``--namespace`` patterns; none: every one)."""
