@@ -110,8 +110,16 @@ def _reveal(secret: SecretValue | SupportsGetSecretValue) -> str:
     return secret.get_secret_value()
 
 
+CONNECTIONS = 10
+"""Connections to OpenAI, and calls in flight: more wait on :class:`AdminClient`'s semaphore.
+
+Not in httpx's pool: it scans its whole queue of waiting requests each time it hands out a
+connection, which with ten thousand keys issuing at once made every call cost O(keys) of CPU and
+the convergence quadratic (the scale benchmark caught it in a py-spy dump)."""
+
+
 def new_http_client(
-    *, timeout: httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = 10
+    *, timeout: httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = CONNECTIONS
 ) -> httpx.AsyncClient:
     """Build the ``httpx.AsyncClient`` the operator hands to :class:`AdminClient` at startup.
 
@@ -172,8 +180,10 @@ class AdminClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = CONNECTIONS,
     ) -> None:
         self._http = http
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self._admin_key = admin_key
         self._base_url = base_url.rstrip("/")
         self._retry = retry if retry is not None else RetryPolicy()
@@ -934,16 +944,17 @@ class AdminClient:
             attempt += 1
             if not call.data_plane:
                 await self._budget.acquire()
-            started = self._clock()
             try:
-                response = await self._http.request(
-                    call.method,
-                    url,
-                    params=tuple(call.query) if call.query else None,
-                    json=call.body,
-                    headers=headers,
-                    timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
+                async with self._in_flight:
+                    started = self._clock()
+                    response = await self._http.request(
+                        call.method,
+                        url,
+                        params=tuple(call.query) if call.query else None,
+                        json=call.body,
+                        headers=headers,
+                        timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    )
             except httpx.RequestError as exc:
                 duration = self._clock() - started
                 failure = Failure.NOT_SENT if isinstance(exc, _NOT_SENT) else Failure.LOST
