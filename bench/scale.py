@@ -201,6 +201,12 @@ def tenant_namespaces(args: argparse.Namespace) -> list[str]:
     return ["bench"] if args.shards == 1 else [f"bench-{i}" for i in range(args.shards)]
 
 
+def poll_interval(n: int) -> float:
+    """How often the keys are listed while waiting: every half second, slower with many keys, so the
+    measuring (a list of every key, 5 KB each) does not become the apiserver's main load."""
+    return max(0.5, n / 1000)
+
+
 async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operators: list[subprocess.Popen[bytes]],
                    log: str) -> None:
     """Create the keys (round robin over the tenant namespaces) and poll until every one is Ready,
@@ -221,7 +227,7 @@ async def converge(kubeconfig: Path, args: argparse.Namespace, run: Run, operato
     deadline = time.monotonic() + args.timeout
     try:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(poll_interval(n))
             keys = await kube.items(all_keys)
             count = sum(1 for k in keys if ready(k))
             rss = sum(rss_mb(operator.pid) for operator in operators)
@@ -468,7 +474,7 @@ async def mass_rotation(kubeconfig: Path, emulator: str, args: argparse.Namespac
     deadline = time.monotonic() + args.timeout
     try:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(poll_interval(n))
             keys = await kube.items(keys_path)
             rotated = [k for k in keys if ready(k)
                        and int((k.get("status") or {}).get("revision") or 0) > before[k["metadata"]["name"]]]
