@@ -942,10 +942,12 @@ class AdminClient:
         attempt = 0
         while True:
             attempt += 1
-            if not call.data_plane:
-                await self._budget.acquire()
             try:
                 async with self._in_flight:
+                    if not call.data_plane:
+                        # Drawn once the call can go out: tokens drawn earlier, while queued for a
+                        # connection, would leave in a burst when connections free up.
+                        await self._budget.acquire()
                     started = self._clock()
                     response = await self._http.request(
                         call.method,
