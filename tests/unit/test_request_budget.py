@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import httpx
 import pytest
@@ -124,3 +125,31 @@ async def test_a_retried_429_waits_its_retry_after_once() -> None:
                              sleep=time.sleep, clock=time.clock)
         await client.list_projects()
     assert time.sleeps == [2.0]
+
+
+async def test_calls_queued_for_a_connection_leave_at_the_rate_not_in_a_burst() -> None:
+    """Tokens are drawn when a call can go out. Drawn while calls still waited for a connection
+    (two slow calls holding both), they all left together the moment the connections freed up."""
+    time = VirtualTime()
+    budget = _budget(rate=10.0, burst=1, time=time)
+    release = asyncio.Event()
+    sent: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.now)
+        if len(sent) <= 2:
+            await release.wait()  # the first two hold both connections for a while
+        return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        client = AdminClient(http, admin_key=SecretValue("sk-admin-test"), base_url="https://api.test/v1",
+                             budget=budget, sleep=time.sleep, clock=time.clock, max_in_flight=2)
+        calls = [asyncio.ensure_future(client.list_projects()) for _ in range(10)]
+        for _ in range(500):  # let the queued calls get as far as they can
+            await asyncio.sleep(0)
+        assert len(sent) == 2
+        release.set()
+        await asyncio.gather(*calls)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(sent)]
+    assert len(sent) == 10
+    assert min(gaps) >= 0.1, f"sends closer than the rate allows: {gaps}"
