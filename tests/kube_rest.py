@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from openai_operator.k8s.api import MERGE_PATCH, KubeConnection, KubeStatusError, resource_path
+from openai_operator.k8s.api import MERGE_PATCH, KubeConnection, KubeStatusError, resource_path, status_reason
 
 __all__ = ["KubeRest", "KubeStatusError", "connection", "resource_path", "secret_path", "secrets_path"]
 
@@ -70,11 +70,7 @@ class KubeRest:
         except httpx.TransportError as error:
             raise KubeStatusError(0, type(error).__name__) from None
         if response.status_code >= 400:
-            try:
-                reason = str(response.json().get("reason") or response.reason_phrase)
-            except ValueError:
-                reason = response.reason_phrase
-            raise KubeStatusError(response.status_code, reason)
+            raise KubeStatusError(response.status_code, status_reason(response))
         return response.json() if response.content else {}
 
     def get(self, path: str, **params: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 __all__ = ["MERGE_PATCH", "STRATEGIC_MERGE_PATCH", "KubeApi", "KubeConnection", "KubeStatusError",
-           "resource_path"]
+           "resource_path", "status_reason"]
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
@@ -82,7 +82,7 @@ def resource_path(
     return "/".join(parts)
 
 
-def _reason(response: httpx.Response) -> str:
+def status_reason(response: httpx.Response) -> str:
     """The Status object's ``reason`` (``NotFound``, ``Conflict``, …), else the HTTP reason phrase."""
     try:
         body = response.json()
@@ -134,7 +134,8 @@ class KubeApi:
                 await self._refresh_credentials()
                 continue
             if response.status_code >= 400:
-                raise KubeStatusError(response.status_code, _reason(response), response.headers.get("Retry-After"))
+                raise KubeStatusError(response.status_code, status_reason(response),
+                                      response.headers.get("Retry-After"))
             break
         if not response.content:
             return {}

@@ -22,6 +22,7 @@ from typing import Any
 from openai_operator.errors import DestinationConflictError, TransientError
 from openai_operator.k8s.api import STRATEGIC_MERGE_PATCH, KubeApi, KubeStatusError, resource_path
 from openai_operator.k8s.errors import classify_api_exception
+from openai_operator.k8s.objects import patch_object_status, read_object
 from openai_operator.model.identity import TOKEN_MOUNT_DIR, WorkloadRef
 from openai_operator.model.resources import (
     GROUP,
@@ -78,38 +79,24 @@ class IdentityKube:
 
     # -------------------------------------------------------------------------------- objects
 
-    async def _read(self, path: str, what: str, resource: str) -> dict[str, Any] | None:
-        try:
-            return await self._api.read(path)
-        except KubeStatusError as error:
-            raise classify_api_exception(error, "get", what, resource=resource) from None
-
-    async def _patch_status(self, path: str, status: Mapping[str, Any], what: str, resource: str) -> None:
-        try:
-            await self._api.patch(path, {"status": dict(status)})
-        except KubeStatusError as error:
-            if error.status != 404:
-                raise classify_api_exception(error, "patch", f"{what} status", resource=f"{resource}/status") from None
-
     async def get_identity_provider(self, name: str) -> dict[str, Any] | None:
-        return await self._read(resource_path(GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name=name),
-                                f"OpenAIIdentityProvider {name}", IDENTITY_PROVIDER_PLURAL)
+        path = resource_path(GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name=name)
+        return await read_object(self._api, path, f"OpenAIIdentityProvider {name}", IDENTITY_PROVIDER_PLURAL)
 
     async def patch_identity_provider_status(self, name: str, status: Mapping[str, Any]) -> None:
-        await self._patch_status(
-            resource_path(GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name=name, subresource="status"),
-            status, f"OpenAIIdentityProvider {name}", IDENTITY_PROVIDER_PLURAL)
+        path = resource_path(GROUP, VERSION, IDENTITY_PROVIDER_PLURAL, name=name, subresource="status")
+        await patch_object_status(self._api, path, status, f"OpenAIIdentityProvider {name}", IDENTITY_PROVIDER_PLURAL)
 
     async def get_workload_identity(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._read(
-            resource_path(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, namespace=namespace, name=name),
-            f"OpenAIWorkloadIdentity {namespace}/{name}", WORKLOAD_IDENTITY_PLURAL)
+        path = resource_path(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, namespace=namespace, name=name)
+        return await read_object(self._api, path, f"OpenAIWorkloadIdentity {namespace}/{name}",
+                                 WORKLOAD_IDENTITY_PLURAL)
 
     async def patch_workload_identity_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        await self._patch_status(
-            resource_path(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, namespace=namespace, name=name,
-                          subresource="status"),
-            status, f"OpenAIWorkloadIdentity {namespace}/{name}", WORKLOAD_IDENTITY_PLURAL)
+        path = resource_path(GROUP, VERSION, WORKLOAD_IDENTITY_PLURAL, namespace=namespace, name=name,
+                             subresource="status")
+        await patch_object_status(self._api, path, status, f"OpenAIWorkloadIdentity {namespace}/{name}",
+                                  WORKLOAD_IDENTITY_PLURAL)
 
     # ------------------------------------------------------------------------------ ConfigMap
 

@@ -16,45 +16,48 @@ from openai_operator.k8s.errors import classify_api_exception
 from openai_operator.model.resources import GROUP, KEY_PLURAL, PROJECT_PLURAL, VERSION
 
 
+async def read_object(api: KubeApi, path: str, what: str, resource: str) -> dict[str, Any] | None:
+    """The object at ``path`` fresh from the apiserver, or ``None`` when there is none."""
+    try:
+        return await api.read(path)
+    except KubeStatusError as error:
+        raise classify_api_exception(error, "get", what, resource=resource) from None
+
+
+async def patch_object_status(api: KubeApi, path: str, status: Mapping[str, Any], what: str, resource: str) -> None:
+    """A merge patch of ``status`` at ``path`` (a ``/status`` subresource); an object deleted meanwhile
+    has nothing left to record."""
+    try:
+        await api.patch(path, {"status": dict(status)})
+    except KubeStatusError as error:
+        if error.status != 404:
+            raise classify_api_exception(error, "patch", f"{what} status", resource=f"{resource}/status") from None
+
+
 class ObjectClient:
     """OpenAIKey and OpenAIProject objects, and Kopf's peering object."""
 
     def __init__(self, api: KubeApi) -> None:
         self._api = api
 
-    async def _read(self, path: str, what: str, resource: str) -> dict[str, Any] | None:
-        try:
-            return await self._api.read(path)
-        except KubeStatusError as error:
-            raise classify_api_exception(error, "get", what, resource=resource) from None
-
-    async def _patch_status(self, path: str, status: Mapping[str, Any], what: str, resource: str) -> None:
-        """A merge patch of ``status``; an object deleted meanwhile has nothing left to record."""
-        try:
-            await self._api.patch(path, {"status": dict(status)})
-        except KubeStatusError as error:
-            if error.status != 404:
-                raise classify_api_exception(error, "patch", f"{what} status", resource=f"{resource}/status") from None
-
     async def get_key(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._read(resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name),
-                                f"OpenAIKey {namespace}/{name}", KEY_PLURAL)
+        path = resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name)
+        return await read_object(self._api, path, f"OpenAIKey {namespace}/{name}", KEY_PLURAL)
 
     async def patch_key_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        await self._patch_status(
-            resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name, subresource="status"),
-            status, f"OpenAIKey {namespace}/{name}", KEY_PLURAL)
+        path = resource_path(GROUP, VERSION, KEY_PLURAL, namespace=namespace, name=name, subresource="status")
+        await patch_object_status(self._api, path, status, f"OpenAIKey {namespace}/{name}", KEY_PLURAL)
 
     async def get_project(self, name: str) -> dict[str, Any] | None:
-        return await self._read(resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name),
-                                f"OpenAIProject {name}", PROJECT_PLURAL)
+        path = resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name)
+        return await read_object(self._api, path, f"OpenAIProject {name}", PROJECT_PLURAL)
 
     async def patch_project_status(self, name: str, status: Mapping[str, Any]) -> None:
-        await self._patch_status(resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name, subresource="status"),
-                                 status, f"OpenAIProject {name}", PROJECT_PLURAL)
+        path = resource_path(GROUP, VERSION, PROJECT_PLURAL, name=name, subresource="status")
+        await patch_object_status(self._api, path, status, f"OpenAIProject {name}", PROJECT_PLURAL)
 
     async def cluster_peering_exists(self, name: str) -> bool:
         """Whether Kopf's ``ClusterKopfPeering`` object ``name`` exists (replicas wait without it)."""
-        found = await self._read(resource_path("kopf.dev", "v1", "clusterkopfpeerings", name=name),
-                                 f"ClusterKopfPeering {name}", "clusterkopfpeerings")
+        path = resource_path("kopf.dev", "v1", "clusterkopfpeerings", name=name)
+        found = await read_object(self._api, path, f"ClusterKopfPeering {name}", "clusterkopfpeerings")
         return found is not None
